@@ -1,0 +1,33 @@
+"""bayesgmm: Gaussian mixtures with honest uncertainty.
+
+EM point estimates (:class:`GaussianMixtureEM`), Bayesian mixtures fitted with
+PyMC/nutpie (:class:`BayesianGMM`), label switching resolved, membership
+uncertainty, model comparison over K, and density/anomaly scores.
+
+The Bayesian parts import PyMC lazily, so ``from bayesgmm import
+GaussianMixtureEM`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import PackageNotFoundError, version
+
+from bayesgmm import datasets
+from bayesgmm.em import GaussianMixtureEM
+
+try:
+    __version__ = version("bayesgmm")
+except PackageNotFoundError:  # running from a source tree without install
+    __version__ = "0.0.0"
+
+_LAZY = {}
+
+__all__ = ["GaussianMixtureEM", "datasets", "__version__", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        module = importlib.import_module(_LAZY[name])
+        return getattr(module, name)
+    raise AttributeError(f"module 'bayesgmm' has no attribute {name!r}")

@@ -1,0 +1,49 @@
+"""Classical EM for Gaussian mixtures: pure functions and a scikit-learn estimator.
+
+The functions work on arrays and return new states; :class:`GaussianMixtureEM`
+wires them into the scikit-learn estimator contract.
+"""
+
+from bayesgmm.em._algorithm import (
+    EMRun,
+    EMState,
+    StepInfo,
+    em_step,
+    log_prob_and_responsibilities,
+    run_em,
+    state_from_responsibilities,
+    sufficient_statistics,
+)
+from bayesgmm.em._covariance import COVARIANCE_FAMILIES, CovarianceError, get_family
+from bayesgmm.em._criteria import aic, bic, classification_entropy, icl, n_parameters
+from bayesgmm.em._estimator import GaussianMixtureEM, as_generator, standardization
+from bayesgmm.em._initialization import (
+    INIT_METHODS,
+    initial_responsibilities,
+    kmeans_plusplus,
+)
+
+__all__ = [
+    "COVARIANCE_FAMILIES",
+    "CovarianceError",
+    "EMRun",
+    "EMState",
+    "GaussianMixtureEM",
+    "INIT_METHODS",
+    "StepInfo",
+    "aic",
+    "as_generator",
+    "bic",
+    "classification_entropy",
+    "em_step",
+    "get_family",
+    "icl",
+    "initial_responsibilities",
+    "kmeans_plusplus",
+    "log_prob_and_responsibilities",
+    "n_parameters",
+    "run_em",
+    "standardization",
+    "state_from_responsibilities",
+    "sufficient_statistics",
+]
