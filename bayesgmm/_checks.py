@@ -41,7 +41,8 @@ class CheckedData(NamedTuple):
     Attributes
     ----------
     values : ndarray of shape (n_samples, n_features)
-        C-contiguous float64 copy-free view where possible.
+        A new C-contiguous float64 array (never a view of the input, so
+        callers may modify it).
     feature_names : list of str
         DataFrame column names, or ``x0, x1, ...`` for arrays.
     from_frame : bool

@@ -62,9 +62,14 @@ def _full_log_gaussian(X, means, precisions_cholesky):
 
 
 def _full_second_moments(X, responsibilities):
+    # Only the upper triangle of each x x^T is formed (D(D+1)/2 columns).
     n_features = X.shape[1]
-    outer = (X[:, :, None] * X[:, None, :]).reshape(X.shape[0], -1)
-    return (responsibilities.T @ outer).reshape(-1, n_features, n_features)
+    rows, cols = np.triu_indices(n_features)
+    upper = responsibilities.T @ (X[:, rows] * X[:, cols])
+    moments = np.empty((upper.shape[0], n_features, n_features))
+    moments[:, rows, cols] = upper
+    moments[:, cols, rows] = upper
+    return moments
 
 
 def _full_covariances(second_moments, nk, means, reg_covar):

@@ -280,7 +280,10 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         validate_data(self, X, skip_check_array=True, reset=True)
         family = get_family(self.covariance_type)
         centre, scale = standardization(checked.values, family.scale_mode)
-        Z = (checked.values - centre) / scale
+        # check_X returns a fresh array, so standardising in place is safe.
+        Z = checked.values
+        Z -= centre
+        Z /= scale
         user_values = self._user_initial_values(Z.shape[1], centre, scale)
         rng = as_generator(self.random_state)
         best, failures = None, []

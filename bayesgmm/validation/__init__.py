@@ -1,0 +1,1 @@
+"""Validation and benchmarks: SBC, recovery, peer agreement, timing."""
