@@ -21,7 +21,12 @@ try:
 except PackageNotFoundError:  # running from a source tree without install
     __version__ = "0.0.0"
 
-_LAZY = {}
+_LAZY = {
+    "BayesianGMM": "bayesgmm.bayes",
+    "load": "bayesgmm.bayes",
+    "GMMPriors": "bayesgmm.priors",
+    "build_model": "bayesgmm.model",
+}
 
 __all__ = ["GaussianMixtureEM", "datasets", "__version__", *_LAZY]
 

@@ -1,0 +1,453 @@
+"""``BayesianGMM``: the Bayesian mixture as a thin class over the pipeline.
+
+``fit`` runs the data path of ARCHITECTURE.md: checks -> EM start ->
+inference (NUTS or ADVI) -> relabelling -> pointwise log-likelihood ->
+DataTree -> diagnostics.  Every step is a function in its own module; this
+class only wires them together and keeps the result in ``idata_``.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from sklearn.exceptions import ConvergenceWarning
+
+from bayesgmm._checks import check_n_components, check_X, data_fingerprint
+from bayesgmm.diagnostics import Diagnostics, diagnose_advi, diagnose_nuts
+from bayesgmm.em import GaussianMixtureEM, as_generator
+from bayesgmm.inference import ENGINES, METHODS, SamplerSettings, sample_posterior
+from bayesgmm.io import load_datatree, save_datatree
+from bayesgmm.likelihood import flatten_draws, pointwise_log_likelihood
+from bayesgmm.logdensity import (
+    Layout,
+    ModelParameters,
+    pack_block,
+    parameters_to_unconstrained,
+)
+from bayesgmm.membership import coclustering_matrix, membership_arrays
+from bayesgmm.density import predictive_density
+from bayesgmm.model import COVARIANCE_TYPES, build_model, model_data
+from bayesgmm.posterior import build_datatree, parameters_from_posterior, to_data_units
+from bayesgmm.priors import GMMPriors
+from bayesgmm.relabel import (
+    RELABEL_METHODS,
+    pivot_permutations,
+    relabel_parameters,
+    stephens_permutations,
+)
+
+__all__ = ["BayesianGMM", "DiagnosticsWarning", "load"]
+
+_MIN_WEIGHT = 1e-6
+
+
+class DiagnosticsWarning(UserWarning):
+    """A fitted model failed a convergence gate; see ``BayesianGMM.diagnose()``."""
+
+
+def _em_start(values, n_components, covariance_type, n_init, seed) -> ModelParameters:
+    """EM solution on the model's scale as ModelParameters (weights kept > 0)."""
+    em = GaussianMixtureEM(
+        n_components, covariance_type=covariance_type, n_init=n_init, tol=1e-6,
+        max_iter=1000, random_state=seed,
+    )
+    with warnings.catch_warnings():
+        # A not-quite-converged EM is still a good starting point.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        em.fit(values)
+    n_features = values.shape[1]
+    covariances = em.covariances_
+    if covariance_type == "diag":
+        scales = np.sqrt(covariances)
+        chol = np.broadcast_to(np.eye(n_features), (n_components, n_features, n_features))
+    else:
+        scales = np.sqrt(np.diagonal(covariances, axis1=1, axis2=2))
+        correlations = covariances / (scales[:, :, None] * scales[:, None, :])
+        chol = np.linalg.cholesky(correlations)
+    weights = np.maximum(em.weights_, _MIN_WEIGHT)
+    return ModelParameters(weights / weights.sum(), em.means_, scales, np.array(chol))
+
+
+class BayesianGMM:
+    """Bayesian Gaussian mixture with Dirichlet weights and LKJ covariances.
+
+    Parameters
+    ----------
+    n_components : int, default=2
+    covariance_type : {"full", "diag"}, default="full"
+    priors : GMMPriors, optional
+        Defaults to ``GMMPriors()`` (weakly informative, standardised scale).
+    method : {"nuts", "advi", "fullrank_advi"}, default="nuts"
+    engine : {"nutpie", "pymc"}, default="nutpie"
+        ``"nutpie"`` uses bayesgmm's compiled density (nutpie's NUTS, or
+        bayesgmm's ADVI); ``"pymc"`` uses the PyMC model with ``pm.sample`` or
+        ``pm.fit``.  See ``reports/benchmarks/bayes.md`` for the timings
+        behind the default.
+    draws, tune, chains : int
+        NUTS settings (ADVI uses ``draws`` for the number of draws from the
+        approximation).
+    cores : int, optional
+        Parallel chains; defaults to the number of CPUs.
+    target_accept : float, default=0.9
+    advi_iterations : int, default=10000
+    relabel : {"stephens", "pivot"}, default="stephens"
+        Relabelling algorithm (see :mod:`bayesgmm.relabel`); the pivot run
+        always comes first and starts Stephens' algorithm.
+    em_n_init : int, default=5
+        EM restarts for the starting point.
+    interval : float, default=0.94
+        Mass of equal-tailed intervals in summaries.
+    random_state : int, numpy.random.Generator or None
+    progressbar : bool, default=True
+
+    Attributes
+    ----------
+    idata_ : xarray.DataTree
+        ``posterior`` (relabelled, data units), ``sample_stats``,
+        ``log_likelihood``, ``observed_data``; root attributes hold the
+        settings, priors (JSON), data SHA-256 and version.
+    relabelling_ : dict
+        Method, iterations and the number of permuted draws.
+    em_start_ : ModelParameters
+        The EM solution every chain started from, in data units.
+
+    Examples
+    --------
+    >>> from bayesgmm.datasets import load_faithful
+    >>> bg = BayesianGMM(2, draws=200, tune=200, chains=2, random_state=0,
+    ...                  progressbar=False).fit(load_faithful())
+    >>> bg.idata_.posterior["means"].dims
+    ('chain', 'draw', 'component', 'feature')
+    """
+
+    def __init__(
+        self,
+        n_components: int = 2,
+        *,
+        covariance_type: str = "full",
+        priors: GMMPriors | None = None,
+        method: str = "nuts",
+        engine: str = "nutpie",
+        draws: int = 1000,
+        tune: int = 1000,
+        chains: int = 4,
+        cores: int | None = None,
+        target_accept: float = 0.9,
+        advi_iterations: int = 10_000,
+        relabel: str = "stephens",
+        em_n_init: int = 5,
+        interval: float = 0.94,
+        random_state=None,
+        progressbar: bool = True,
+    ):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.priors = priors
+        self.method = method
+        self.engine = engine
+        self.draws = draws
+        self.tune = tune
+        self.chains = chains
+        self.cores = cores
+        self.target_accept = target_accept
+        self.advi_iterations = advi_iterations
+        self.relabel = relabel
+        self.em_n_init = em_n_init
+        self.interval = interval
+        self.random_state = random_state
+        self.progressbar = progressbar
+
+    # ------------------------------------------------------------ settings
+    def _check_settings(self) -> GMMPriors:
+        check_n_components(self.n_components)
+        for name, value, allowed in (
+            ("covariance_type", self.covariance_type, COVARIANCE_TYPES),
+            ("method", self.method, METHODS),
+            ("engine", self.engine, ENGINES),
+            ("relabel", self.relabel, RELABEL_METHODS),
+        ):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {value!r}.")
+        for name in ("draws", "chains", "advi_iterations", "em_n_init"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+        if not isinstance(self.tune, (int, np.integer)) or self.tune < 0:
+            raise ValueError(f"tune must be a non-negative integer, got {self.tune!r}.")
+        if not 0.0 < self.interval < 1.0:
+            raise ValueError(f"interval must lie in (0, 1), got {self.interval!r}.")
+        priors = self.priors if self.priors is not None else GMMPriors()
+        if not isinstance(priors, GMMPriors):
+            raise TypeError("priors must be a GMMPriors instance.")
+        return priors
+
+    def _settings(self) -> SamplerSettings:
+        return SamplerSettings(
+            method=self.method, engine=self.engine, draws=int(self.draws),
+            tune=int(self.tune), chains=int(self.chains) if self.method == "nuts" else 1,
+            cores=self.cores, target_accept=float(self.target_accept),
+            advi_iterations=int(self.advi_iterations), progressbar=bool(self.progressbar),
+        )
+
+    # ------------------------------------------------------------ fitting
+    def fit(self, X, y=None) -> BayesianGMM:
+        """Fit the posterior.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+        y : ignored
+
+        Returns
+        -------
+        self : BayesianGMM
+        """
+        priors = self._check_settings()
+        raw = check_X(X, n_components=self.n_components)
+        values, centre, scale, names, resolved = model_data(raw.values, priors, self.n_components)
+        names = raw.feature_names
+        rng = as_generator(self.random_state)
+        n_features = values.shape[1]
+        layout = Layout(self.n_components, n_features, self.covariance_type)
+        start_parameters = _em_start(
+            values, self.n_components, self.covariance_type, self.em_n_init,
+            int(rng.integers(2**31 - 1)),
+        )
+        start = parameters_to_unconstrained(start_parameters, layout)
+        block = pack_block(values, resolved, self.n_components, self.covariance_type)
+        sample = sample_posterior(
+            self._settings(),
+            block=block,
+            start=start,
+            layout=layout,
+            model_factory=lambda: build_model(
+                pd.DataFrame(raw.values, columns=names), self.n_components, priors,
+                self.covariance_type,
+            ),
+            rng=rng,
+        )
+        draws = to_data_units(sample.parameters, centre, scale)
+        chains, n_draws = draws.weights.shape[:2]
+        flat = flatten_draws(draws)
+        self.em_start_ = to_data_units(start_parameters, centre, scale)
+        flat, self.relabelling_ = self._relabel(raw.values, flat)
+        log_lik = pointwise_log_likelihood(raw.values, flat).reshape(chains, n_draws, -1)
+        relabelled = ModelParameters(
+            *(a.reshape((chains, n_draws) + a.shape[1:]) for a in flat)
+        )
+        self.idata_ = build_datatree(
+            relabelled,
+            sample_stats=sample.sample_stats,
+            log_likelihood=log_lik,
+            observed=raw.values,
+            feature_names=names,
+            attrs=self._provenance(priors, raw.values, sample.elapsed),
+            extra_groups=sample.extra_groups,
+        )
+        self._parameters = flat
+        self.diagnostics_ = self.diagnose()
+        if not self.diagnostics_.ok:
+            warnings.warn(
+                "The posterior failed some convergence checks: "
+                + " ".join(self.diagnostics_.remedies)
+                + " Call .diagnose() for the full table.",
+                DiagnosticsWarning,
+                stacklevel=2,
+            )
+        return self
+
+    def _relabel(self, X, flat: ModelParameters):
+        pivot = pivot_permutations(flat, self.em_start_)
+        result = pivot
+        if self.relabel == "stephens" and self.n_components > 1:
+            result = stephens_permutations(X, flat, pivot.permutations)
+        info = {
+            "method": result.method,
+            "n_permuted": result.n_permuted,
+            "n_draws": int(flat.weights.shape[0]),
+            "n_iter": result.n_iter,
+            "converged": bool(result.converged),
+        }
+        return relabel_parameters(flat, result.permutations), info
+
+    def _provenance(self, priors: GMMPriors, values, elapsed: float) -> dict[str, Any]:
+        try:
+            version = importlib.metadata.version("bayesgmm")
+        except importlib.metadata.PackageNotFoundError:
+            version = "unknown"
+        return {
+            "bayesgmm_version": version,
+            "priors": priors.to_json(),
+            "n_components": int(self.n_components),
+            "covariance_type": self.covariance_type,
+            "method": self.method,
+            "engine": self.engine,
+            "settings": json.dumps(
+                {k: v for k, v in self._settings()._asdict().items() if v is not None}
+            ),
+            "random_state": repr(self.random_state) if not isinstance(
+                self.random_state, (int, np.integer)) else int(self.random_state),
+            "data_sha256": data_fingerprint(values),
+            "sampling_seconds": float(elapsed),
+            "relabelling": json.dumps(self.relabelling_),
+        }
+
+    # ------------------------------------------------------------ fitted state
+    def _check_fitted(self):
+        if not hasattr(self, "idata_"):
+            raise AttributeError(
+                "This BayesianGMM is not fitted yet; call fit(X) or bayesgmm.load(path)."
+            )
+
+    def _new_data(self, X) -> np.ndarray:
+        self._check_fitted()
+        n_features = self.idata_.posterior.sizes["feature"]
+        return check_X(X, n_features=n_features, reject_constant=False).values
+
+    # ------------------------------------------------------------ membership
+    def membership_summary(self, X) -> xr.Dataset:
+        """Per-point membership probabilities with intervals and uncertainty split.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+
+        Returns
+        -------
+        xarray.Dataset
+            ``prob``, ``prob_lower``, ``prob_upper`` (obs, component);
+            ``entropy`` (total), ``expected_entropy`` (aleatoric),
+            ``mutual_information`` (epistemic), ``label``, ``confidence``
+            (obs).  See :mod:`bayesgmm.membership`.
+        """
+        values = self._new_data(X)
+        arrays = membership_arrays(values, self._parameters, self.interval)
+        by_component = ("obs", "component")
+        dataset = xr.Dataset(
+            {
+                "prob": (by_component, arrays.prob),
+                "prob_lower": (by_component, arrays.prob_lower),
+                "prob_upper": (by_component, arrays.prob_upper),
+                "entropy": ("obs", arrays.entropy),
+                "expected_entropy": ("obs", arrays.expected_entropy),
+                "mutual_information": ("obs", arrays.mutual_information),
+                "label": ("obs", arrays.label),
+                "confidence": ("obs", arrays.confidence),
+            },
+            coords={"obs": np.arange(values.shape[0]),
+                    "component": np.arange(self.n_components)},
+        )
+        dataset.attrs["interval"] = self.interval
+        return dataset
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Posterior-mean membership probabilities, shape (n_samples, n_components)."""
+        return membership_arrays(self._new_data(X), self._parameters, self.interval).prob
+
+    def predict(self, X) -> np.ndarray:
+        """Most probable component of every point (posterior-mean membership)."""
+        return self.predict_proba(X).argmax(axis=1)
+
+    def coclustering(self, X) -> np.ndarray:
+        """Posterior probability that two points share a component, (n, n)."""
+        return coclustering_matrix(self._new_data(X), self._parameters)
+
+    # ------------------------------------------------------------ density
+    def score_samples(self, X) -> np.ndarray:
+        """Posterior-predictive log density of every point (log-mean-exp over draws)."""
+        return predictive_density(self._new_data(X), self._parameters, self.interval).log_density
+
+    def anomaly_scores(self, X) -> xr.Dataset:
+        """Anomaly score ``-log p(x | data)`` with an interval over draws.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+
+        Returns
+        -------
+        xarray.Dataset
+            ``score``, ``lower``, ``upper`` (obs); larger is more anomalous.
+        """
+        density = predictive_density(self._new_data(X), self._parameters, self.interval)
+        return xr.Dataset(
+            {
+                "score": ("obs", -density.log_density),
+                "lower": ("obs", -density.upper),
+                "upper": ("obs", -density.lower),
+            },
+            coords={"obs": np.arange(density.log_density.shape[0])},
+            attrs={"interval": self.interval},
+        )
+
+    def density_summary(self, X) -> xr.Dataset:
+        """Predictive log density with its credible band (``log_density``, ``lower``, ``upper``)."""
+        density = predictive_density(self._new_data(X), self._parameters, self.interval)
+        return xr.Dataset(
+            {name: ("obs", value) for name, value in density._asdict().items()},
+            coords={"obs": np.arange(density.log_density.shape[0])},
+            attrs={"interval": self.interval},
+        )
+
+    # ------------------------------------------------------------ diagnostics
+    def diagnose(self) -> Diagnostics:
+        """Convergence diagnostics on the relabelled draws (see :mod:`bayesgmm.diagnostics`)."""
+        self._check_fitted()
+        tree = self.idata_
+        total = tree.log_likelihood["x"].values.sum(axis=-1)
+        if tree.attrs["method"] == "nuts":
+            return diagnose_nuts(
+                tree.posterior.to_dataset(), tree.sample_stats.to_dataset(), total,
+                tree.attrs["covariance_type"],
+            )
+        stats = tree.sample_stats.to_dataset()
+        log_ratio = (stats["lp"] - stats["log_q"]).values.ravel() if "log_q" in stats else np.full(1, np.nan)
+        return diagnose_advi(tree["vi_trace"]["elbo"].values, log_ratio)
+
+    # ------------------------------------------------------------ persistence
+    def save(self, path, overwrite: bool = False):
+        """Write the fitted model to netCDF (never overwrites without ``overwrite=True``)."""
+        self._check_fitted()
+        return save_datatree(self.idata_, path, overwrite=overwrite)
+
+    @classmethod
+    def from_datatree(cls, tree: xr.DataTree) -> BayesianGMM:
+        """Rebuild a fitted model from its DataTree (as written by :meth:`save`)."""
+        attrs = tree.attrs
+        settings = json.loads(attrs["settings"])
+        model = cls(
+            int(attrs["n_components"]),
+            covariance_type=str(attrs["covariance_type"]),
+            priors=GMMPriors.from_json(str(attrs["priors"])),
+            method=str(attrs["method"]),
+            engine=str(attrs["engine"]),
+            draws=settings["draws"], tune=settings["tune"], chains=settings["chains"],
+            target_accept=settings["target_accept"],
+            advi_iterations=settings["advi_iterations"],
+            progressbar=settings["progressbar"],
+        )
+        model.idata_ = tree
+        model.relabelling_ = json.loads(str(attrs["relabelling"]))
+        model._parameters = parameters_from_posterior(tree.posterior.to_dataset())
+        model.diagnostics_ = model.diagnose()
+        return model
+
+
+def load(path) -> BayesianGMM:
+    """Load a model saved by :meth:`BayesianGMM.save`.
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Returns
+    -------
+    BayesianGMM
+    """
+    return BayesianGMM.from_datatree(load_datatree(path))

@@ -1,0 +1,263 @@
+"""Posterior inference: one ``match`` chooses NUTS or ADVI, and the engine.
+
+Every route starts from the same unconstrained point (the EM solution, in one
+labelling) and returns draws as :class:`~bayesgmm.logdensity.ModelParameters`
+with leading ``(chain, draw)`` axes on the model's scale, so everything
+downstream is shared.
+
+Engines:
+
+* ``"nutpie"`` (default): bayesgmm's compiled density
+  (:mod:`bayesgmm.logdensity`).  NUTS runs in nutpie's Rust sampler; ADVI runs
+  in :mod:`bayesgmm.advi`.  Nothing is compiled per model.
+* ``"pymc"``: the PyMC model of :func:`bayesgmm.model.build_model`, sampled by
+  ``pm.sample`` (PyMC's own NUTS) or fitted by ``pm.fit``.  Slower; kept as the
+  reference implementation and for users who want PyMC's machinery.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, NamedTuple
+
+import numpy as np
+import xarray as xr
+
+from bayesgmm.advi import ADVI_METHODS, fit_advi
+from bayesgmm.logdensity import (
+    Layout,
+    ModelParameters,
+    logp_and_grad,
+    unconstrained_to_parameters,
+)
+
+__all__ = ["ENGINES", "METHODS", "PosteriorSample", "SamplerSettings", "sample_posterior"]
+
+METHODS = ("nuts",) + ADVI_METHODS
+ENGINES = ("nutpie", "pymc")
+
+
+class SamplerSettings(NamedTuple):
+    """User settings of one inference run."""
+
+    method: str
+    engine: str
+    draws: int
+    tune: int
+    chains: int
+    cores: int | None
+    target_accept: float
+    advi_iterations: int
+    progressbar: bool
+
+
+class PosteriorSample(NamedTuple):
+    """Draws on the model's scale plus what the sampler reported.
+
+    Attributes
+    ----------
+    parameters : ModelParameters
+        Leading axes ``(chain, draw)``.
+    sample_stats : xarray.Dataset
+        Per-draw sampler statistics (``diverging``, ``energy``, ... for NUTS;
+        ``lp`` and ``log_q`` for ADVI).
+    extra_groups : dict of str to xarray.Dataset
+        E.g. ``vi_trace`` with the ELBO of every ADVI iteration.
+    elapsed : float
+        Seconds spent in the sampler or optimiser.
+    """
+
+    parameters: ModelParameters
+    sample_stats: xr.Dataset
+    extra_groups: dict[str, xr.Dataset]
+    elapsed: float
+
+
+def _seed(rng: np.random.Generator) -> int:
+    return int(rng.integers(2**31 - 1))
+
+
+def _nuts_nutpie(block, start, layout, settings, rng) -> PosteriorSample:
+    import nutpie
+
+    from bayesgmm._nutpie import THETA, compiled_model
+
+    began = time.perf_counter()
+    trace = nutpie.sample(
+        compiled_model(block, start),
+        draws=settings.draws,
+        tune=settings.tune,
+        chains=settings.chains,
+        cores=settings.cores,
+        seed=_seed(rng),
+        progress_bar=settings.progressbar,
+        save_warmup=False,
+        target_accept=settings.target_accept,
+    )
+    elapsed = time.perf_counter() - began
+    theta = trace.posterior[THETA].values
+    stats = trace.sample_stats.to_dataset()
+    keep = [
+        name for name in ("diverging", "energy", "logp", "step_size", "depth",
+                          "n_steps", "mean_tree_accept", "maxdepth_reached")
+        if name in stats
+    ]
+    stats = stats[keep].rename({"logp": "lp", "depth": "tree_depth", "mean_tree_accept": "acceptance_rate"})
+    stats = stats.assign(diverging=stats["diverging"].astype(bool))
+    return PosteriorSample(
+        unconstrained_to_parameters(theta, layout), _plain(stats), {}, elapsed
+    )
+
+
+def _pymc_start(model, start, layout) -> dict[str, np.ndarray]:
+    """Unconstrained start keyed by the PyMC model's value-variable names."""
+    slices = iter(layout.slices.values())
+    if layout.n_components == 1:
+        next(slices)
+    start_dict = {}
+    for value_var, part in zip(model.value_vars, slices):
+        shape = model.initial_point()[value_var.name].shape
+        start_dict[value_var.name] = start[part].reshape(shape)
+    return start_dict
+
+
+def _parameters_from_pymc(posterior: xr.Dataset, layout: Layout) -> ModelParameters:
+    weights = posterior["weights"].values
+    sample_shape = weights.shape[:-1]
+    k, d = layout.n_components, layout.n_features
+    if "correlations_cholesky" in posterior:
+        chol = posterior["correlations_cholesky"].values
+    else:
+        chol = np.broadcast_to(np.eye(d), sample_shape + (k, d, d)).copy()
+    return ModelParameters(
+        weights, posterior["means"].values, posterior["scales"].values, chol
+    )
+
+
+def _nuts_pymc(model, start, layout, settings, rng) -> PosteriorSample:
+    import pymc as pm
+
+    began = time.perf_counter()
+    trace = pm.sample(
+        draws=settings.draws,
+        tune=settings.tune,
+        chains=settings.chains,
+        cores=settings.cores,
+        random_seed=_seed(rng),
+        initvals=_pymc_start(model, start, layout),
+        init="adapt_diag",
+        target_accept=settings.target_accept,
+        progressbar=settings.progressbar,
+        compute_convergence_checks=False,
+        model=model,
+    )
+    elapsed = time.perf_counter() - began
+    stats = trace.sample_stats.to_dataset()
+    keep = [n for n in ("diverging", "energy", "lp", "step_size", "tree_depth",
+                        "n_steps", "acceptance_rate") if n in stats]
+    return PosteriorSample(
+        _parameters_from_pymc(trace.posterior.to_dataset(), layout),
+        _plain(stats[keep]),
+        {},
+        elapsed,
+    )
+
+
+def _advi_own(block, start, layout, settings, rng) -> PosteriorSample:
+    began = time.perf_counter()
+    result = fit_advi(
+        start, block, rng, method=settings.method, n_iter=settings.advi_iterations
+    )
+    theta = result.sample(settings.draws, rng)
+    elapsed = time.perf_counter() - began
+    lp = np.array([logp_and_grad(t, block)[0] for t in theta])
+    stats = xr.Dataset(
+        {
+            "lp": (("chain", "draw"), lp[None, :]),
+            "log_q": (("chain", "draw"), result.log_density(theta)[None, :]),
+        }
+    )
+    trace = xr.Dataset({"elbo": ("iteration", result.elbo)})
+    return PosteriorSample(
+        unconstrained_to_parameters(theta[None, :, :], layout),
+        stats,
+        {"vi_trace": trace},
+        elapsed,
+    )
+
+
+def _advi_pymc(model, start, layout, settings, rng) -> PosteriorSample:
+    import pymc as pm
+
+    began = time.perf_counter()
+    approximation = pm.fit(
+        n=settings.advi_iterations,
+        method=settings.method,
+        model=model,
+        random_seed=_seed(rng),
+        start=_pymc_start(model, start, layout),
+        progressbar=settings.progressbar,
+    )
+    draws = approximation.sample(settings.draws, random_seed=_seed(rng))
+    elapsed = time.perf_counter() - began
+    posterior = draws.posterior.to_dataset()
+    trace = xr.Dataset({"elbo": ("iteration", -np.asarray(approximation.hist))})
+    stats = xr.Dataset({"lp": (("chain", "draw"), np.full(posterior.sizes["draw"], np.nan)[None, :])})
+    return PosteriorSample(
+        _parameters_from_pymc(posterior, layout), stats, {"vi_trace": trace}, elapsed
+    )
+
+
+def _plain(dataset: xr.Dataset) -> xr.Dataset:
+    """Drop attributes and non-(chain, draw) coordinates a sampler attached."""
+    return xr.Dataset(
+        {name: (("chain", "draw"), np.asarray(var.values)) for name, var in dataset.items()}
+    )
+
+
+def sample_posterior(
+    settings: SamplerSettings,
+    *,
+    block: np.ndarray,
+    start: np.ndarray,
+    layout: Layout,
+    model_factory,
+    rng: np.random.Generator,
+) -> PosteriorSample:
+    """Run the chosen method on the chosen engine.
+
+    Parameters
+    ----------
+    settings : SamplerSettings
+    block : ndarray
+        Packed data and priors for the compiled density.
+    start : ndarray of shape (n_unconstrained,)
+        EM solution in the unconstrained space.
+    layout : Layout
+    model_factory : callable
+        Zero-argument callable returning the PyMC model (only the ``"pymc"``
+        engine builds it).
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    PosteriorSample
+    """
+    match settings.method, settings.engine:
+        case "nuts", "nutpie":
+            return _nuts_nutpie(block, start, layout, settings, rng)
+        case "nuts", "pymc":
+            return _nuts_pymc(model_factory(), start, layout, settings, rng)
+        case ("advi" | "fullrank_advi"), "nutpie":
+            return _advi_own(block, start, layout, settings, rng)
+        case ("advi" | "fullrank_advi"), "pymc":
+            return _advi_pymc(model_factory(), start, layout, settings, rng)
+    raise ValueError(
+        f"method must be one of {METHODS} and engine one of {ENGINES}, got "
+        f"method={settings.method!r}, engine={settings.engine!r}."
+    )
+
+
+def describe(settings: SamplerSettings) -> dict[str, Any]:
+    """Settings as plain attributes for provenance."""
+    return {key: value for key, value in settings._asdict().items() if value is not None}

@@ -1,0 +1,193 @@
+"""Resolve label switching in posterior draws of a mixture.
+
+Array functions first (draws flattened to one axis); :func:`relabel_parameters`
+applies the result to every component-indexed parameter.
+
+Two algorithms:
+
+* ``"pivot"`` (ECR-style, Papastamoulis & Iliopoulos 2010, with a parameter
+  pivot): each draw's components are matched to the pivot's by the Hungarian
+  algorithm on standardised squared distances between means; the pivot is
+  then replaced by the relabelled posterior mean and the matching repeated
+  until no permutation changes.
+* ``"stephens"`` (Stephens 2000, KL algorithm): each draw is permuted to
+  minimise the Kullback-Leibler divergence of its responsibilities from the
+  current mean responsibilities ``Q``; ``Q`` is re-estimated and the step
+  repeated until stable.  Started from the pivot solution.
+
+A permutation array ``perms`` has shape ``(n_draws, n_components)``;
+``perms[s, k]`` is the draw component that becomes label ``k``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from bayesgmm.likelihood import DEFAULT_BUDGET, iter_obs_chunks, log_responsibilities
+from bayesgmm.logdensity import ModelParameters
+
+__all__ = [
+    "RELABEL_METHODS",
+    "Relabelling",
+    "hungarian_permutations",
+    "apply_permutations",
+    "pivot_permutations",
+    "stephens_permutations",
+    "relabel_parameters",
+]
+
+RELABEL_METHODS = ("pivot", "stephens")
+_MAX_ITER = 50
+
+
+class Relabelling(NamedTuple):
+    """Outcome of a relabelling run.
+
+    Attributes
+    ----------
+    permutations : ndarray of shape (n_draws, n_components)
+    n_permuted : int
+        Draws whose labels changed (permutation not the identity).
+    n_iter : int
+        Iterations until the permutations stopped changing.
+    converged : bool
+    method : str
+    """
+
+    permutations: np.ndarray
+    n_permuted: int
+    n_iter: int
+    converged: bool
+    method: str
+
+
+def hungarian_permutations(costs: np.ndarray) -> np.ndarray:
+    """Optimal assignment for every draw.
+
+    Parameters
+    ----------
+    costs : ndarray of shape (n_draws, n_components, n_components)
+        ``costs[s, j, k]``: cost of giving draw component ``j`` label ``k``.
+
+    Returns
+    -------
+    ndarray of shape (n_draws, n_components)
+    """
+    n_draws, n_components, _ = costs.shape
+    perms = np.empty((n_draws, n_components), dtype=np.intp)
+    for s in range(n_draws):
+        rows, cols = linear_sum_assignment(costs[s])
+        perms[s, cols] = rows
+    return perms
+
+
+def apply_permutations(values: np.ndarray, perms: np.ndarray) -> np.ndarray:
+    """Reorder axis 1 (components) of ``values`` draw by draw.
+
+    Parameters
+    ----------
+    values : ndarray of shape (n_draws, n_components, ...)
+    perms : ndarray of shape (n_draws, n_components)
+
+    Returns
+    -------
+    ndarray of the same shape as ``values``
+    """
+    index = perms.reshape(perms.shape + (1,) * (values.ndim - 2))
+    return np.take_along_axis(values, index, axis=1)
+
+
+def relabel_parameters(parameters: ModelParameters, perms: np.ndarray) -> ModelParameters:
+    """Apply permutations to every component-indexed parameter."""
+    return ModelParameters(*(apply_permutations(a, perms) for a in parameters))
+
+
+def _pivot_costs(means, pivot_means, pivot_scales):
+    difference = (means[:, :, None, :] - pivot_means[None, None, :, :]) / pivot_scales
+    return np.einsum("sjkd,sjkd->sjk", difference, difference)
+
+
+def pivot_permutations(
+    parameters: ModelParameters, pivot: ModelParameters, max_iter: int = _MAX_ITER
+) -> Relabelling:
+    """Iterated pivot + Hungarian relabelling on component means.
+
+    Parameters
+    ----------
+    parameters : ModelParameters
+        Draws flattened to one leading axis.
+    pivot : ModelParameters
+        One parameter set (e.g. the EM solution) giving the target labelling.
+    max_iter : int
+
+    Returns
+    -------
+    Relabelling
+    """
+    pivot_means, pivot_scales = pivot.means, pivot.scales
+    previous = None
+    for iteration in range(1, max_iter + 1):
+        perms = hungarian_permutations(
+            _pivot_costs(parameters.means, pivot_means, pivot_scales)
+        )
+        if previous is not None and np.array_equal(perms, previous):
+            return _result(perms, iteration, True, "pivot")
+        previous = perms
+        pivot_means = apply_permutations(parameters.means, perms).mean(axis=0)
+        pivot_scales = np.exp(np.log(apply_permutations(parameters.scales, perms)).mean(axis=0))
+    return _result(previous, max_iter, False, "pivot")
+
+
+def stephens_permutations(
+    X: np.ndarray,
+    parameters: ModelParameters,
+    initial: np.ndarray,
+    max_iter: int = _MAX_ITER,
+    budget: int = DEFAULT_BUDGET,
+) -> Relabelling:
+    """Stephens' KL relabelling on responsibilities, streamed over observations.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_obs, n_features)
+    parameters : ModelParameters
+        Draws flattened to one leading axis.
+    initial : ndarray of shape (n_draws, n_components)
+        Starting permutations (e.g. from :func:`pivot_permutations`).
+    max_iter : int
+    budget : int
+        Floats per streamed block (see :mod:`bayesgmm.likelihood`).
+
+    Returns
+    -------
+    Relabelling
+    """
+    perms = initial
+    for iteration in range(1, max_iter + 1):
+        relabelled = relabel_parameters(parameters, perms)
+        mean_resp = np.concatenate(
+            [
+                np.exp(log_responsibilities(joint)[1]).mean(axis=0)
+                for _, joint in iter_obs_chunks(X, relabelled, budget)
+            ]
+        )
+        n_draws, n_components = perms.shape
+        costs = np.zeros((n_draws, n_components, n_components))
+        # cost[s, j, k] = -sum_i Q[i, k] log p_s[i, j] (+ a constant in j).
+        for rows, joint in iter_obs_chunks(X, parameters, budget):
+            log_resp = log_responsibilities(joint)[1]
+            costs -= np.einsum("sij,ik->sjk", log_resp, mean_resp[rows])
+        new_perms = hungarian_permutations(costs)
+        if np.array_equal(new_perms, perms):
+            return _result(perms, iteration, True, "stephens")
+        perms = new_perms
+    return _result(perms, max_iter, False, "stephens")
+
+
+def _result(perms, n_iter, converged, method) -> Relabelling:
+    identity = np.arange(perms.shape[1])
+    n_permuted = int((perms != identity).any(axis=1).sum())
+    return Relabelling(perms, n_permuted, n_iter, converged, method)
