@@ -19,6 +19,7 @@ import xarray as xr
 from sklearn.exceptions import ConvergenceWarning
 
 from bayesgmm._checks import check_n_components, check_X, data_fingerprint
+from bayesgmm.density import predictive_density
 from bayesgmm.diagnostics import Diagnostics, diagnose_advi, diagnose_nuts
 from bayesgmm.em import GaussianMixtureEM, as_generator
 from bayesgmm.inference import ENGINES, METHODS, SamplerSettings, sample_posterior
@@ -31,7 +32,6 @@ from bayesgmm.logdensity import (
     parameters_to_unconstrained,
 )
 from bayesgmm.membership import coclustering_matrix, membership_arrays
-from bayesgmm.density import predictive_density
 from bayesgmm.model import COVARIANCE_TYPES, build_model, model_data
 from bayesgmm.posterior import build_datatree, parameters_from_posterior, to_data_units
 from bayesgmm.priors import GMMPriors
@@ -120,10 +120,11 @@ class BayesianGMM:
     Examples
     --------
     >>> from bayesgmm.datasets import load_faithful
-    >>> bg = BayesianGMM(2, draws=200, tune=200, chains=2, random_state=0,
-    ...                  progressbar=False).fit(load_faithful())
+    >>> bg = BayesianGMM(2, random_state=0, progressbar=False).fit(load_faithful())
     >>> bg.idata_.posterior["means"].dims
     ('chain', 'draw', 'component', 'feature')
+    >>> bg.diagnose().ok
+    True
     """
 
     def __init__(

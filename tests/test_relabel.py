@@ -1,0 +1,77 @@
+"""Relabelling: draws permuted at random come back aligned."""
+
+import numpy as np
+import pytest
+
+from bayesgmm.datasets import make_mixture
+from bayesgmm.logdensity import ModelParameters
+from bayesgmm.relabel import (
+    apply_permutations,
+    hungarian_permutations,
+    pivot_permutations,
+    relabel_parameters,
+    stephens_permutations,
+)
+
+TRUE_MEANS = np.array([[0.0, 0.0], [6.0, 0.0], [0.0, 6.0]])
+
+
+def jittered_draws(rng, n_draws=400):
+    """Draws around a known solution, each with a random label permutation."""
+    n_components, n_features = TRUE_MEANS.shape
+    means = TRUE_MEANS + 0.2 * rng.normal(size=(n_draws, n_components, n_features))
+    scales = np.exp(0.05 * rng.normal(size=(n_draws, n_components, n_features)))
+    weights = rng.dirichlet([50, 60, 70], size=n_draws)
+    chol = np.broadcast_to(np.eye(n_features), (n_draws, n_components, n_features, n_features)).copy()
+    aligned = ModelParameters(weights, means, scales, chol)
+    shuffles = np.array([rng.permutation(n_components) for _ in range(n_draws)])
+    return aligned, relabel_parameters(aligned, shuffles), shuffles
+
+
+def pivot_of(aligned):
+    return ModelParameters(*(a[0] for a in aligned))
+
+
+def test_apply_permutations_reorders_component_axis():
+    values = np.arange(6.0).reshape(2, 3)
+    perms = np.array([[2, 0, 1], [0, 1, 2]])
+    np.testing.assert_array_equal(apply_permutations(values, perms), [[2, 0, 1], [3, 4, 5]])
+
+
+def test_hungarian_finds_the_cheapest_assignment():
+    costs = np.array([[[5.0, 0.0], [0.0, 5.0]], [[0.0, 5.0], [5.0, 0.0]]])
+    np.testing.assert_array_equal(hungarian_permutations(costs), [[1, 0], [0, 1]])
+
+
+def test_pivot_relabelling_undoes_random_permutations(rng):
+    aligned, shuffled, _ = jittered_draws(rng)
+    result = pivot_permutations(shuffled, pivot_of(aligned))
+    restored = relabel_parameters(shuffled, result.permutations)
+    for restored_array, aligned_array in zip(restored, aligned):
+        np.testing.assert_array_equal(restored_array, aligned_array)
+    assert result.converged
+    # About 5/6 of random permutations of 3 labels are not the identity.
+    assert 0.7 * 400 < result.n_permuted < 0.95 * 400
+
+
+def test_stephens_relabelling_undoes_random_permutations(rng):
+    aligned, shuffled, _ = jittered_draws(rng)
+    X, _ = make_mixture(300, [0.3, 0.3, 0.4], TRUE_MEANS, np.tile(np.eye(2), (3, 1, 1)), random_state=1)
+    # Start Stephens from no information at all: identity permutations.
+    initial = np.tile(np.arange(3), (400, 1))
+    result = stephens_permutations(X, shuffled, initial, budget=50_000)
+    restored = relabel_parameters(shuffled, result.permutations)
+    # Stephens aligns to *some* labelling: compare up to one global permutation.
+    order = [int(np.argmin(((restored.means.mean(0) - m) ** 2).sum(1))) for m in TRUE_MEANS]
+    np.testing.assert_array_equal(restored.means[:, order], aligned.means)
+    assert result.converged
+
+
+def test_relabelled_posterior_means_match_truth(rng):
+    aligned, shuffled, _ = jittered_draws(rng)
+    rough_pivot = ModelParameters(
+        np.full(3, 1 / 3), TRUE_MEANS + 1.0, np.ones((3, 2)), np.tile(np.eye(2), (3, 1, 1))
+    )
+    restored = relabel_parameters(shuffled, pivot_permutations(shuffled, rough_pivot).permutations)
+    np.testing.assert_allclose(restored.means.mean(axis=0), TRUE_MEANS, atol=0.05)
+    assert restored.weights.mean(axis=0) == pytest.approx([50 / 180, 60 / 180, 70 / 180], abs=0.01)
