@@ -28,9 +28,11 @@ test: $(STAMP)
 validate: $(STAMP)
 	$(PY) -m pytest -q -m slow
 	$(PY) -m bayesgmm.validation.sbc
+	$(PY) -m bayesgmm.validation.agreement
 
 bench: $(STAMP)
 	$(PY) -m bayesgmm.validation.bench_em
+	$(PY) -m bayesgmm.validation.bench_bayes
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check bayesgmm tests

@@ -26,6 +26,8 @@ _LAZY = {
     "load": "bayesgmm.bayes",
     "GMMPriors": "bayesgmm.priors",
     "build_model": "bayesgmm.model",
+    "compare_k": "bayesgmm.selection",
+    "KSelection": "bayesgmm.selection",
 }
 
 __all__ = ["GaussianMixtureEM", "datasets", "__version__", *_LAZY]

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import xarray as xr
+from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 
 from bayesgmm._checks import check_n_components, check_X, data_fingerprint
@@ -31,7 +32,11 @@ from bayesgmm.logdensity import (
     pack_block,
     parameters_to_unconstrained,
 )
-from bayesgmm.membership import coclustering_matrix, membership_arrays
+from bayesgmm.membership import (
+    coclustering_matrix,
+    membership_arrays,
+    occupied_component_counts,
+)
 from bayesgmm.model import COVARIANCE_TYPES, build_model, model_data
 from bayesgmm.posterior import build_datatree, parameters_from_posterior, to_data_units
 from bayesgmm.priors import GMMPriors
@@ -74,7 +79,7 @@ def _em_start(values, n_components, covariance_type, n_init, seed) -> ModelParam
     return ModelParameters(weights / weights.sum(), em.means_, scales, np.array(chol))
 
 
-class BayesianGMM:
+class BayesianGMM(BaseEstimator):
     """Bayesian Gaussian mixture with Dirichlet weights and LKJ covariances.
 
     Parameters
@@ -114,6 +119,8 @@ class BayesianGMM:
         settings, priors (JSON), data SHA-256 and version.
     relabelling_ : dict
         Method, iterations and the number of permuted draws.
+    priors_ : GMMPriors
+        The priors used (``GMMPriors()`` when ``priors`` was None).
     em_start_ : ModelParameters
         The EM solution every chain started from, in data units.
 
@@ -209,7 +216,7 @@ class BayesianGMM:
         -------
         self : BayesianGMM
         """
-        priors = self._check_settings()
+        priors = self.priors_ = self._check_settings()
         raw = check_X(X, n_components=self.n_components)
         values, centre, scale, names, resolved = model_data(raw.values, priors, self.n_components)
         names = raw.feature_names
@@ -359,6 +366,38 @@ class BayesianGMM:
         """Posterior probability that two points share a component, (n, n)."""
         return coclustering_matrix(self._new_data(X), self._parameters)
 
+    def occupied_components(self, X=None, random_state=None) -> pd.Series:
+        """Posterior distribution of the number of non-empty components.
+
+        For every draw, allocations ``z_i`` are drawn from that draw's
+        responsibilities and the distinct components counted (Rousseau &
+        Mengersen 2011; Malsiner-Walli, Fruehwirth-Schnatter & Gruen 2016).
+        Meaningful for a sparse, overfitted mixture: ``n_components`` above
+        the expected number of clusters and a small
+        ``GMMPriors(weight_concentration=...)`` such as 0.01.
+
+        Parameters
+        ----------
+        X : array-like, optional
+            Data to allocate; defaults to the training data.
+        random_state : int, numpy.random.Generator or None
+
+        Returns
+        -------
+        pandas.Series
+            Probability of each number of occupied components, indexed
+            ``1 .. n_components``.
+        """
+        self._check_fitted()
+        values = (self.idata_.observed_data["x"].values if X is None else self._new_data(X))
+        counts = occupied_component_counts(values, self._parameters, as_generator(random_state))
+        frequencies = np.bincount(counts, minlength=self.n_components + 1)[1:]
+        return pd.Series(
+            frequencies / counts.size, index=pd.RangeIndex(1, self.n_components + 1,
+                                                           name="occupied_components"),
+            name="probability",
+        )
+
     # ------------------------------------------------------------ density
     def score_samples(self, X) -> np.ndarray:
         """Posterior-predictive log density of every point (log-mean-exp over draws)."""
@@ -408,7 +447,7 @@ class BayesianGMM:
                 tree.attrs["covariance_type"],
             )
         stats = tree.sample_stats.to_dataset()
-        log_ratio = (stats["lp"] - stats["log_q"]).values.ravel() if "log_q" in stats else np.full(1, np.nan)
+        log_ratio = (stats["lp"] - stats["log_q"]).values.ravel()
         return diagnose_advi(tree["vi_trace"]["elbo"].values, log_ratio)
 
     # ------------------------------------------------------------ persistence
@@ -434,6 +473,7 @@ class BayesianGMM:
             progressbar=settings["progressbar"],
         )
         model.idata_ = tree
+        model.priors_ = model.priors
         model.relabelling_ = json.loads(str(attrs["relabelling"]))
         model._parameters = parameters_from_posterior(tree.posterior.to_dataset())
         model.diagnostics_ = model.diagnose()

@@ -104,7 +104,8 @@ def _nuts_nutpie(block, start, layout, settings, rng) -> PosteriorSample:
                           "n_steps", "mean_tree_accept", "maxdepth_reached")
         if name in stats
     ]
-    stats = stats[keep].rename({"logp": "lp", "depth": "tree_depth", "mean_tree_accept": "acceptance_rate"})
+    renames = {"logp": "lp", "depth": "tree_depth", "mean_tree_accept": "acceptance_rate"}
+    stats = stats[keep].rename(renames)
     stats = stats.assign(diverging=stats["diverging"].astype(bool))
     return PosteriorSample(
         unconstrained_to_parameters(theta, layout), _plain(stats), {}, elapsed

@@ -420,9 +420,11 @@ def _logp_grad(theta, grad, block):  # noqa: C901 - one flat kernel on purpose
         total_alpha = 0.0
         for k in range(K):
             total_alpha += alpha[k]
-        last_gradient = (alpha[K - 1] + counts[K - 1]) - (total_alpha + n_samples) * weights[K - 1]
+        # d/dz_k of (prior + Jacobian + likelihood) is (a_k + n_k) - (A + N) w_k.
+        total = total_alpha + n_samples
+        last_gradient = (alpha[K - 1] + counts[K - 1]) - total * weights[K - 1]
         for k in range(K - 1):
-            grad[k] += (alpha[k] + counts[k]) - (total_alpha + n_samples) * weights[k] - last_gradient
+            grad[k] += (alpha[k] + counts[k]) - total * weights[k] - last_gradient
     return logp
 
 

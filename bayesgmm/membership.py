@@ -28,7 +28,13 @@ from bayesgmm.likelihood import (
 )
 from bayesgmm.logdensity import ModelParameters
 
-__all__ = ["MembershipArrays", "membership_arrays", "coclustering_matrix", "entropy"]
+__all__ = [
+    "MembershipArrays",
+    "membership_arrays",
+    "coclustering_matrix",
+    "entropy",
+    "occupied_component_counts",
+]
 
 
 class MembershipArrays(NamedTuple):
@@ -133,3 +139,38 @@ def coclustering_matrix(
     total /= n_draws
     np.fill_diagonal(total, 1.0)
     return total
+
+
+def occupied_component_counts(
+    X: np.ndarray,
+    parameters: ModelParameters,
+    rng: np.random.Generator,
+    budget: int = DEFAULT_BUDGET,
+) -> np.ndarray:
+    """Number of non-empty components per draw, allocations drawn at random.
+
+    For draw ``s`` each ``z_i`` is drawn from ``p_s[i, :]``; the result is
+    the number of distinct components among ``z_1 .. z_n``.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_obs, n_features)
+    parameters : ModelParameters
+        Draws flattened to one leading axis.
+    rng : numpy.random.Generator
+    budget : int
+
+    Returns
+    -------
+    ndarray of shape (n_draws,) of int
+    """
+    n_draws, n_components = parameters.weights.shape
+    sizes = np.zeros((n_draws, n_components), dtype=np.int64)
+    draw_index = np.arange(n_draws)[:, None]
+    for _, joint in iter_obs_chunks(X, parameters, budget):
+        cumulative = np.cumsum(np.exp(log_responsibilities(joint)[1]), axis=-1)
+        uniform = rng.random(cumulative.shape[:2] + (1,))
+        allocation = np.minimum((cumulative < uniform * cumulative[..., -1:]).sum(axis=-1),
+                                n_components - 1)
+        np.add.at(sizes, (np.broadcast_to(draw_index, allocation.shape), allocation), 1)
+    return (sizes > 0).sum(axis=1)

@@ -1,0 +1,239 @@
+"""Matplotlib figures of fitted mixtures; every function takes results and returns axes.
+
+* :func:`plot_clusters`: points shaded by membership uncertainty with
+  posterior covariance ellipses (several faded draws per component); a grid
+  of feature pairs when D > 2;
+* :func:`plot_membership_intervals`: membership probability intervals of the
+  most uncertain points;
+* :func:`plot_k_selection`: elpd +/- SE by K with BIC on a second axis;
+* :func:`plot_density_1d`: 1-D posterior-predictive density with a band;
+* :func:`plot_rank`, :func:`plot_trace`: arviz-plots on the relabelled draws.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.patches import Ellipse
+
+__all__ = [
+    "plot_clusters",
+    "plot_membership_intervals",
+    "plot_k_selection",
+    "plot_density_1d",
+    "plot_rank",
+    "plot_trace",
+]
+
+_COLOURS = plt.get_cmap("tab10").colors
+
+
+def _ellipse(mean, covariance, colour, alpha, n_std=2.0):
+    values, vectors = np.linalg.eigh(covariance)
+    angle = np.degrees(np.arctan2(vectors[1, -1], vectors[0, -1]))
+    width, height = 2 * n_std * np.sqrt(np.maximum(values[::-1], 0.0))
+    return Ellipse(mean, width, height, angle=angle, facecolor="none", edgecolor=colour,
+                   alpha=alpha, linewidth=1.0)
+
+
+def _pair_axes(n_features, axes):
+    pairs = list(itertools.combinations(range(n_features), 2))
+    if axes is not None:
+        return np.atleast_1d(axes).ravel(), pairs
+    columns = min(3, len(pairs))
+    rows = int(np.ceil(len(pairs) / columns))
+    figure, grid = plt.subplots(rows, columns, figsize=(4.5 * columns, 4.0 * rows),
+                                squeeze=False)
+    for extra in grid.ravel()[len(pairs):]:
+        extra.set_visible(False)
+    return grid.ravel(), pairs
+
+
+def plot_clusters(model, X=None, *, n_ellipse_draws=30, axes=None, random_state=0):
+    """Scatter coloured by label, shaded by confidence, with posterior 2-sd ellipses.
+
+    Parameters
+    ----------
+    model : BayesianGMM
+        A fitted model.
+    X : array-like, optional
+        Points to show; defaults to the training data.
+    n_ellipse_draws : int
+        Posterior draws whose covariance ellipses are drawn (faded) per
+        component; the posterior-mean ellipse is drawn solid.
+    axes : matplotlib Axes or array of Axes, optional
+        One per feature pair.
+    random_state : int
+        Which draws are shown.
+
+    Returns
+    -------
+    ndarray of matplotlib Axes
+    """
+    tree = model.idata_
+    values = tree.observed_data["x"].values if X is None else model._new_data(X)
+    names = list(tree.posterior["feature"].values)
+    summary = model.membership_summary(values)
+    labels = summary["label"].values
+    confidence = summary["confidence"].values
+    n_components = tree.posterior.sizes["component"]
+    if values.shape[1] == 1:
+        return np.array([plot_density_1d(model, axes=axes)])
+    posterior = tree.posterior
+    means = posterior["means"].values.reshape(-1, n_components, values.shape[1])
+    covariances = posterior["covariances"].values.reshape(
+        -1, n_components, values.shape[1], values.shape[1])
+    rng = np.random.default_rng(random_state)
+    chosen = rng.choice(means.shape[0], size=min(n_ellipse_draws, means.shape[0]), replace=False)
+    grid, pairs = _pair_axes(values.shape[1], axes)
+    for ax, (i, j) in zip(grid, pairs, strict=False):
+        index = np.ix_([i, j], [i, j])
+        colours = np.array([_COLOURS[label % 10] for label in labels])
+        ax.scatter(values[:, i], values[:, j], c=colours, s=14,
+                   alpha=np.clip(confidence, 0.15, 1.0), edgecolors="none")
+        uncertain = confidence < 0.9
+        ax.scatter(values[uncertain, i], values[uncertain, j], s=40, facecolors="none",
+                   edgecolors="black", linewidths=0.6, label="confidence < 0.9")
+        for k in range(n_components):
+            colour = _COLOURS[k % 10]
+            for s in chosen:
+                ax.add_patch(_ellipse(means[s, k, [i, j]], covariances[s, k][index], colour, 0.12))
+            ax.add_patch(_ellipse(means[:, k, [i, j]].mean(0),
+                                  covariances[:, k][(slice(None),) + index].mean(0), colour, 1.0))
+            ax.plot(*means[:, k, [i, j]].mean(0), marker="x", color="black", markersize=7)
+        ax.set_xlabel(names[i])
+        ax.set_ylabel(names[j])
+        ax.set_title("clusters: faint = posterior draws, solid = mean (2 sd)", fontsize=9)
+    grid[0].legend(loc="best", fontsize=8)
+    return grid
+
+
+def plot_membership_intervals(model, X=None, *, n_points=25, ax=None):
+    """Membership probability (mean and interval) of the most uncertain points.
+
+    Parameters
+    ----------
+    model : BayesianGMM
+    X : array-like, optional
+        Defaults to the training data.
+    n_points : int
+        How many of the least confident points to show.
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib Axes
+    """
+    tree = model.idata_
+    values = tree.observed_data["x"].values if X is None else model._new_data(X)
+    summary = model.membership_summary(values)
+    order = np.argsort(summary["confidence"].values)[:n_points]
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 0.28 * len(order) + 1.5))
+    n_components = summary.sizes["component"]
+    offsets = np.linspace(-0.25, 0.25, n_components) if n_components > 1 else [0.0]
+    for k in range(n_components):
+        prob = summary["prob"].values[order, k]
+        lower = summary["prob_lower"].values[order, k]
+        upper = summary["prob_upper"].values[order, k]
+        rows = np.arange(len(order)) + offsets[k]
+        ax.errorbar(prob, rows, xerr=[prob - lower, upper - prob], fmt="o", markersize=3,
+                    color=_COLOURS[k % 10], label=f"component {k}", capsize=2)
+    ax.set_yticks(np.arange(len(order)))
+    ax.set_yticklabels([f"row {i}" for i in order], fontsize=7)
+    ax.set_xlim(-0.02, 1.02)
+    ax.set_xlabel(f"P(component) with {summary.attrs.get('interval', 0.94):.0%} interval")
+    ax.set_title("least certain memberships")
+    ax.invert_yaxis()
+    ax.legend(fontsize=8, loc="lower right")
+    return ax
+
+
+def plot_k_selection(selection, ax=None):
+    """Plot elpd (LOO) +/- SE by K, with EM's BIC on a twin axis.
+
+    Parameters
+    ----------
+    selection : KSelection
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib Axes
+    """
+    table = selection.table
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 4))
+    ks = table.index.to_numpy()
+    ax.errorbar(ks, table["elpd_loo"], yerr=table["se"], fmt="o-", color="C0", capsize=3,
+                label="elpd LOO ± SE (higher is better)")
+    if selection.best_k is not None:
+        ax.axvline(selection.best_k, color="C0", linestyle=":",
+                   label=f"chosen K = {selection.best_k}")
+    ax.set_xlabel("number of components K")
+    ax.set_ylabel("elpd (LOO)", color="C0")
+    ax.set_xticks(ks)
+    twin = ax.twinx()
+    twin.plot(ks, table["bic_lower_is_better"], "s--", color="C3", label="EM BIC (lower is better)")
+    twin.set_ylabel("BIC", color="C3")
+    handles = ax.get_legend_handles_labels()
+    twin_handles = twin.get_legend_handles_labels()
+    ax.legend(handles[0] + twin_handles[0], handles[1] + twin_handles[1], fontsize=8, loc="best")
+    ax.set_title("choosing K")
+    return ax
+
+
+def plot_density_1d(model, *, grid=None, ax=None, bins=30):
+    """Posterior-predictive density of a 1-D model with its credible band.
+
+    Parameters
+    ----------
+    model : BayesianGMM
+        Fitted on one feature.
+    grid : array-like, optional
+        Evaluation points; defaults to the data range plus 10%.
+    ax : matplotlib Axes, optional
+    bins : int
+        Histogram bins of the data.
+
+    Returns
+    -------
+    matplotlib Axes
+    """
+    values = model.idata_.observed_data["x"].values[:, 0]
+    name = str(model.idata_.posterior["feature"].values[0])
+    if grid is None:
+        span = np.ptp(values)
+        grid = np.linspace(values.min() - 0.1 * span, values.max() + 0.1 * span, 300)
+    grid = np.asarray(grid, dtype=float)
+    density = model.density_summary(grid[:, None])
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4))
+    ax.hist(values, bins=bins, density=True, color="0.85", edgecolor="0.6", label="data")
+    ax.fill_between(grid, np.exp(density["lower"]), np.exp(density["upper"]), color="C0",
+                    alpha=0.3, label=f"{density.attrs['interval']:.0%} band over draws")
+    ax.plot(grid, np.exp(density["log_density"]), color="C0", label="posterior predictive")
+    ax.set_xlabel(name)
+    ax.set_ylabel("density")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def _arviz_plot(function, model, var_names):
+    return function(model.idata_, var_names=list(var_names), backend="matplotlib")
+
+
+def plot_rank(model, var_names=("weights", "means")):
+    """Rank (ECDF difference) plots of relabelled draws; returns arviz-plots' PlotCollection."""
+    import arviz_plots as azp
+
+    return _arviz_plot(azp.plot_rank, model, var_names)
+
+
+def plot_trace(model, var_names=("weights", "means")):
+    """Trace plots of relabelled draws via arviz-plots; returns the PlotCollection."""
+    import arviz_plots as azp
+
+    return _arviz_plot(azp.plot_trace_dist, model, var_names)

@@ -1,0 +1,182 @@
+"""Markdown reports with figures for fitted models and K comparisons.
+
+A report is a folder: ``report.md`` plus PNG figures next to it, so it reads
+well on GitHub and in any Markdown viewer.  Sections: data summary, K
+comparison (when there is one), the chosen model's parameters with
+intervals, diagnostics with plain-language verdicts, figures.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from bayesgmm import plots  # noqa: E402
+
+__all__ = ["data_summary", "parameter_table", "write_report"]
+
+_K_COLUMNS = ["elpd_loo", "se", "elpd_diff", "dse", "stacking_weight", "loo_method",
+              "max_khat", "elpd_waic", "bic_lower_is_better", "icl_lower_is_better",
+              "p_occupied", "max_rhat", "divergences", "loo_caveat", "error"]
+
+
+def data_summary(frame: pd.DataFrame) -> pd.DataFrame:
+    """Count, mean, sd, min and max of every column."""
+    return frame.describe().T[["count", "mean", "std", "min", "max"]]
+
+
+def parameter_table(model, interval: float | None = None) -> pd.DataFrame:
+    """Posterior mean, sd and equal-tailed interval of every parameter.
+
+    Parameters
+    ----------
+    model : BayesianGMM
+    interval : float, optional
+        Defaults to the model's ``interval``.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rows like ``means[1, waiting]``; correlation rows only below the
+        diagonal.
+    """
+    interval = model.interval if interval is None else interval
+    tails = [(1 - interval) / 2, (1 + interval) / 2]
+    posterior = model.idata_.posterior
+    names = list(posterior["feature"].values)
+    rows = []
+
+    def add(label, draws):
+        draws = np.asarray(draws).ravel()
+        lower, upper = np.quantile(draws, tails)
+        rows.append({"parameter": label, "mean": draws.mean(), "sd": draws.std(),
+                     f"{interval:.0%} lower": lower, f"{interval:.0%} upper": upper})
+
+    for k in posterior["component"].values:
+        add(f"weights[{k}]", posterior["weights"].sel(component=k))
+        for name in names:
+            add(f"means[{k}, {name}]", posterior["means"].sel(component=k, feature=name))
+        for name in names:
+            add(f"scales[{k}, {name}]", posterior["scales"].sel(component=k, feature=name))
+        if model.covariance_type == "full":
+            for i, j in zip(*np.tril_indices(len(names), k=-1), strict=True):
+                add(f"correlations[{k}, {names[i]}, {names[j]}]",
+                    posterior["correlations"].sel(component=k, feature=names[i],
+                                                  feature2=names[j]))
+    return pd.DataFrame(rows).set_index("parameter")
+
+
+def _markdown(frame: pd.DataFrame, digits: int = 3) -> str:
+    def cell(value):
+        if isinstance(value, (float, np.floating)):
+            if np.isnan(value):
+                return ""
+            return f"{value:.{digits}g}" if abs(value) < 1e4 else f"{value:.1f}"
+        return str(value)
+
+    header = "| " + " | ".join([frame.index.name or ""] + list(map(str, frame.columns))) + " |"
+    lines = [header, "|" + "---|" * (len(frame.columns) + 1)]
+    for index, row in frame.iterrows():
+        lines.append("| " + " | ".join([str(index)] + [cell(v) for v in row]) + " |")
+    return "\n".join(lines)
+
+
+def _save(figure, path: Path) -> str:
+    figure.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(figure)
+    return path.name
+
+
+def _figures(model, selection, out: Path) -> list[tuple[str, str]]:
+    figures = []
+    n_features = model.idata_.posterior.sizes["feature"]
+    if n_features == 1:
+        ax = plots.plot_density_1d(model)
+        figures.append(("Posterior-predictive density with credible band",
+                        _save(ax.figure, out / "density.png")))
+    else:
+        grid = plots.plot_clusters(model)
+        figures.append(("Clusters, posterior covariance ellipses and uncertain points",
+                        _save(grid[0].figure, out / "clusters.png")))
+    ax = plots.plot_membership_intervals(model)
+    figures.append(("Membership probabilities of the least certain points",
+                    _save(ax.figure, out / "membership_intervals.png")))
+    if selection is not None and selection.table["elpd_loo"].notna().any():
+        ax = selection.plot()
+        figures.append(("Choosing K: elpd and BIC", _save(ax.figure, out / "k_selection.png")))
+    if model.idata_.attrs["method"] == "nuts":
+        for title, function, name in (("Rank plots of the relabelled draws", plots.plot_rank,
+                                       "rank.png"),
+                                      ("Trace plots of the relabelled draws", plots.plot_trace,
+                                       "trace.png")):
+            collection = function(model)
+            collection.savefig(out / name, dpi=90, bbox_inches="tight")
+            plt.close("all")
+            figures.append((title, name))
+    return figures
+
+
+def write_report(out, model, frame: pd.DataFrame, *, selection=None, em_rows=None,
+                 title: str = "bayesgmm report") -> Path:
+    """Write ``report.md`` and figures into the folder ``out``.
+
+    Parameters
+    ----------
+    out : path-like
+        Existing or new folder.
+    model : BayesianGMM
+        The chosen, fitted model.
+    frame : pandas.DataFrame
+        The data it was fitted on (for the data summary).
+    selection : KSelection, optional
+        Adds the K comparison section.
+    em_rows : list of dict, optional
+        EM table rows to include.
+    title : str
+
+    Returns
+    -------
+    pathlib.Path
+        The path of ``report.md``.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    tree = model.idata_
+    diagnostics = model.diagnose()
+    lines = [f"# {title}", "",
+             f"Model: K = {model.n_components}, {model.covariance_type} covariance, "
+             f"method {tree.attrs['method']} ({tree.attrs['engine']} engine), "
+             f"{tree.posterior.sizes['chain']} chain(s) x {tree.posterior.sizes['draw']} draws. "
+             f"Relabelling: {model.relabelling_['method']}, "
+             f"{model.relabelling_['n_permuted']} of {model.relabelling_['n_draws']} draws "
+             "permuted.", "",
+             "## Data", "",
+             f"{len(frame)} rows, {frame.shape[1]} numeric column(s).", "",
+             _markdown(data_summary(frame)), ""]
+    if em_rows:
+        lines += ["## EM fits (lower BIC/AIC/ICL is better)", "",
+                  _markdown(pd.DataFrame(em_rows).set_index("covariance")), ""]
+    if selection is not None:
+        shown = [c for c in _K_COLUMNS if c in selection.table.columns]
+        lines += ["## Choosing K", "",
+                  f"**Chosen K = {selection.best_k}** ({selection.rule}). elpd: higher is "
+                  "better; BIC/ICL: lower is better; p_occupied: posterior probability that "
+                  "exactly K components are occupied under a sparse overfitted mixture.", "",
+                  _markdown(selection.table[shown]), ""]
+    lines += ["## Parameters (data units)", "", _markdown(parameter_table(model)), "",
+              "## Diagnostics", "",
+              "All checks passed." if diagnostics.ok else
+              "**Some checks failed.** " + " ".join(diagnostics.remedies), "",
+              _markdown(diagnostics.table), "", "## Figures", ""]
+    for caption, name in _figures(model, selection, out):
+        lines += [f"### {caption}", "", f"![{caption}]({name})", ""]
+    path = out / "report.md"
+    path.write_text("\n".join(lines))
+    return path
