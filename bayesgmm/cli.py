@@ -201,7 +201,7 @@ def command_predict(args, console) -> int:
         model = load(args.model)
     except ModelFileError as error:
         raise UserError(str(error)) from None
-    names = list(model.idata_.posterior["feature"].values)
+    names = [str(name) for name in model.idata_.posterior["feature"].values]
     frame = read_csv(args.data)
     missing = [name for name in names if name not in frame.columns]
     if missing:

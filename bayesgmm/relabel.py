@@ -41,6 +41,10 @@ __all__ = [
 
 RELABEL_METHODS = ("pivot", "stephens")
 _MAX_ITER = 50
+# Responsibilities of (nearly) empty components underflow to 0; a floor on
+# their logarithm keeps the KL costs finite without changing any assignment
+# that a finite cost could decide.
+_LOG_FLOOR = -700.0
 
 
 class Relabelling(NamedTuple):
@@ -178,7 +182,7 @@ def stephens_permutations(
         costs = np.zeros((n_draws, n_components, n_components))
         # cost[s, j, k] = -sum_i Q[i, k] log p_s[i, j] (+ a constant in j).
         for rows, joint in iter_obs_chunks(X, parameters, budget):
-            log_resp = log_responsibilities(joint)[1]
+            log_resp = np.maximum(log_responsibilities(joint)[1], _LOG_FLOOR)
             costs -= np.einsum("sij,ik->sjk", log_resp, mean_resp[rows])
         new_perms = hungarian_permutations(costs)
         if np.array_equal(new_perms, perms):

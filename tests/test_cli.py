@@ -19,7 +19,7 @@ def faithful_csv(tmp_path):
     return path
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def fitted_run(tmp_path_factory):
     folder = tmp_path_factory.mktemp("run")
     data = folder / "faithful.csv"
