@@ -10,6 +10,7 @@ when a convergence check fails, so scripts can test it.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
 import warnings
@@ -110,7 +111,7 @@ def em_table(X, ks=range(1, 5), covariance_types=("full", "tied", "diag", "spher
     for covariance_type in covariance_types:
         for k in ks:
             em = GaussianMixtureEM(
-                k, covariance_type=covariance_type, n_init=5, tol=1e-6, max_iter=1000,
+                k, covariance_type=covariance_type, n_init=10, tol=1e-6, max_iter=1000,
                 random_state=0,
             ).fit(X)
             bic = em.bic(X)
@@ -123,7 +124,7 @@ def em_table(X, ks=range(1, 5), covariance_types=("full", "tied", "diag", "spher
 
 
 def _print_frame(console, frame: pd.DataFrame, title: str, digits: int = 3) -> None:
-    table = Table(title=title)
+    table = Table(title=title, show_lines=False)
     table.add_column(frame.index.name or "")
     for column in frame.columns:
         table.add_column(str(column), justify="right")
@@ -131,7 +132,7 @@ def _print_frame(console, frame: pd.DataFrame, title: str, digits: int = 3) -> N
         cells = []
         for value in row:
             if isinstance(value, float):
-                cells.append(f"{value:.{digits}g}" if abs(value) < 1e4 else f"{value:.1f}")
+                cells.append(f"{value:.1f}" if abs(value) >= 100 else f"{value:.{digits}g}")
             else:
                 cells.append(str(value))
         table.add_row(str(index), *cells)
@@ -329,7 +330,8 @@ COMMANDS = {"demo": command_demo, "fit": command_fit, "compare": command_compare
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = build_parser().parse_args(argv)
-    console = Console(quiet=False)
+    # Wide enough for the comparison tables when output is not a terminal.
+    console = Console(width=max(120, shutil.get_terminal_size((120, 24)).columns))
     try:
         if getattr(args, "k", None) is not None and isinstance(args.k, int) and args.k < 1:
             raise UserError("--k must be at least 1.")

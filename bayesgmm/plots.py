@@ -110,7 +110,7 @@ def plot_clusters(model, X=None, *, n_ellipse_draws=30, axes=None, random_state=
     return grid
 
 
-def plot_membership_intervals(model, X=None, *, n_points=25, ax=None):
+def plot_membership_intervals(model, X=None, *, n_points=15, ax=None):
     """Membership probability (mean and interval) of the most uncertain points.
 
     Parameters
@@ -119,7 +119,8 @@ def plot_membership_intervals(model, X=None, *, n_points=25, ax=None):
     X : array-like, optional
         Defaults to the training data.
     n_points : int
-        How many of the least confident points to show.
+        How many of the least confident points to show (fewer when fewer
+        points have confidence below 0.999, but at least 5).
     ax : matplotlib Axes, optional
 
     Returns
@@ -129,7 +130,9 @@ def plot_membership_intervals(model, X=None, *, n_points=25, ax=None):
     tree = model.idata_
     values = tree.observed_data["x"].values if X is None else model._new_data(X)
     summary = model.membership_summary(values)
-    order = np.argsort(summary["confidence"].values)[:n_points]
+    confidence = summary["confidence"].values
+    shown = max(5, min(n_points, int((confidence < 0.999).sum())))
+    order = np.argsort(confidence)[:shown]
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 0.28 * len(order) + 1.5))
     n_components = summary.sizes["component"]
@@ -139,7 +142,9 @@ def plot_membership_intervals(model, X=None, *, n_points=25, ax=None):
         lower = summary["prob_lower"].values[order, k]
         upper = summary["prob_upper"].values[order, k]
         rows = np.arange(len(order)) + offsets[k]
-        ax.errorbar(prob, rows, xerr=[prob - lower, upper - prob], fmt="o", markersize=3,
+        # The mean can sit just outside a skewed equal-tailed interval.
+        errors = [np.maximum(prob - lower, 0.0), np.maximum(upper - prob, 0.0)]
+        ax.errorbar(prob, rows, xerr=errors, fmt="o", markersize=3,
                     color=_COLOURS[k % 10], label=f"component {k}", capsize=2)
     ax.set_yticks(np.arange(len(order)))
     ax.set_yticklabels([f"row {i}" for i in order], fontsize=7)
@@ -180,7 +185,8 @@ def plot_k_selection(selection, ax=None):
     twin.set_ylabel("BIC", color="C3")
     handles = ax.get_legend_handles_labels()
     twin_handles = twin.get_legend_handles_labels()
-    ax.legend(handles[0] + twin_handles[0], handles[1] + twin_handles[1], fontsize=8, loc="best")
+    ax.legend(handles[0] + twin_handles[0], handles[1] + twin_handles[1], fontsize=8,
+              loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
     ax.set_title("choosing K")
     return ax
 
@@ -221,8 +227,14 @@ def plot_density_1d(model, *, grid=None, ax=None, bins=30):
     return ax
 
 
-def _arviz_plot(function, model, var_names):
-    return function(model.idata_, var_names=list(var_names), backend="matplotlib")
+def _arviz_plot(function, model, var_names, **kwargs):
+    collection = function(model.idata_, var_names=list(var_names), backend="matplotlib", **kwargs)
+    figure = collection.viz["figure"].item()
+    n_axes = len(figure.axes)
+    width, _ = figure.get_size_inches()
+    figure.set_size_inches(max(width, 11.0), max(2.2 * np.ceil(n_axes / 4), 2.6 * n_axes / 4))
+    figure.tight_layout()
+    return collection
 
 
 def plot_rank(model, var_names=("weights", "means")):
@@ -233,7 +245,7 @@ def plot_rank(model, var_names=("weights", "means")):
 
 
 def plot_trace(model, var_names=("weights", "means")):
-    """Trace plots of relabelled draws via arviz-plots; returns the PlotCollection."""
+    """Trace and density of every relabelled parameter (one row each); a PlotCollection."""
     import arviz_plots as azp
 
-    return _arviz_plot(azp.plot_trace_dist, model, var_names)
+    return _arviz_plot(azp.plot_trace_dist, model, var_names, compact=False)

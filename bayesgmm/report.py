@@ -75,10 +75,14 @@ def parameter_table(model, interval: float | None = None) -> pd.DataFrame:
 
 def _markdown(frame: pd.DataFrame, digits: int = 3) -> str:
     def cell(value):
+        if isinstance(value, (bool, np.bool_)):
+            return "yes" if value else "no"
         if isinstance(value, (float, np.floating)):
             if np.isnan(value):
                 return ""
-            return f"{value:.{digits}g}" if abs(value) < 1e4 else f"{value:.1f}"
+            if float(value).is_integer() and abs(value) < 1e6:
+                return str(int(value))
+            return f"{value:.1f}" if abs(value) >= 100 else f"{value:.{digits}g}"
         return str(value)
 
     header = "| " + " | ".join([frame.index.name or ""] + list(map(str, frame.columns))) + " |"

@@ -13,12 +13,15 @@ side by side
    ``weight_concentration`` = :data:`SPARSE_CONCENTRATION`), the posterior
    distribution of the number of occupied components.
 
-``best_k`` rule (one-standard-error rule, Breiman et al. 1984, as recommended
-for elpd comparisons by Vehtari, Gelman & Gabry 2017): the **smallest** K
-whose elpd is within ``se_rule`` (default 1) standard errors of the
-difference (``dse``) from the best elpd.  Differences smaller than their own
-noise are not evidence for the extra components, and the smaller model is
-easier to interpret.
+``best_k`` rule (one-standard-error rule, Breiman et al. 1984, applied to
+elpd as in Vehtari, Gelman & Gabry 2017): the **smallest** K whose elpd is
+within ``se_rule`` (default 1) standard errors of the difference from the
+best elpd.  Differences smaller than their own noise are not evidence for the
+extra components, and the smaller model is easier to interpret.  Only fits
+that passed their convergence checks are eligible: the elpd of a chain that
+has not converged is not an estimate of anything (overfitted K often fail
+because their extra component wanders).  The rule falls back to every fit,
+and says so, when none passed.
 """
 
 from __future__ import annotations
@@ -181,18 +184,36 @@ def _sparse_fit(values, names, k_max, settings) -> dict[str, Any]:
         return {"occupied": None, "error": f"{type(error).__name__}: {error}"}
 
 
-def _decide(table: pd.DataFrame, se_rule: float) -> tuple[int | None, str]:
+def _difference_se(elpd_a, elpd_b) -> float:
+    """Standard error of the elpd difference of two models, from pointwise values."""
+    difference = np.asarray(elpd_a.elpd_i).ravel() - np.asarray(elpd_b.elpd_i).ravel()
+    return float(np.sqrt(difference.size * difference.var()))
+
+
+def _decide(table: pd.DataFrame, elpds: dict, se_rule: float) -> tuple[int | None, str]:
+    """The one-SE rule among fits whose convergence diagnostics passed."""
     usable = table.dropna(subset=["elpd_loo"])
     if usable.empty:
         return None, "every K failed; see the error column"
-    best = usable["elpd_loo"].idxmax()
-    within = usable[(usable.loc[best, "elpd_loo"] - usable["elpd_loo"])
-                    <= se_rule * usable["dse"].fillna(0.0)]
-    chosen = int(within.index.min())
-    gap = usable.loc[best, "elpd_loo"] - usable.loc[chosen, "elpd_loo"]
+    eligible = usable[usable["diagnostics_ok"].astype(bool)]
+    note = ""
+    if eligible.empty:
+        eligible = usable
+        note = " (no fit passed its convergence checks, so all were eligible; treat with care)"
+    elif len(eligible) < len(usable):
+        excluded = ", ".join(str(k) for k in usable.index.difference(eligible.index))
+        note = (f"; K={excluded} not eligible because their fits failed convergence checks "
+                "(their elpd is not trustworthy)")
+    best = int(eligible["elpd_loo"].idxmax())
+    gaps = {k: eligible.loc[best, "elpd_loo"] - eligible.loc[k, "elpd_loo"] for k in eligible.index}
+    errors = {k: _difference_se(elpds[best], elpds[k]) if k != best else 0.0
+              for k in eligible.index}
+    chosen = min(k for k in eligible.index if gaps[k] <= se_rule * errors[k])
+    among = " among the fits that converged" if len(eligible) < len(usable) else ""
     rule = (f"smallest K with elpd within {se_rule:g} SE of the best: K={best} has the highest "
-            f"elpd; K={chosen} is {gap:.1f} below it (dse {usable.loc[chosen, 'dse']:.1f})")
-    return chosen, rule
+            f"elpd{among}; K={chosen} is {gaps[chosen]:.1f} below it (SE of the difference "
+            f"{errors[chosen]:.1f}){note}")
+    return int(chosen), rule
 
 
 def compare_k(
@@ -272,6 +293,6 @@ def compare_k(
             float(occupied.get(k, 0.0)) if occupied is not None else np.nan for k in table.index
         ]
     table = table.sort_index()
-    best_k, rule = _decide(table, se_rule)
+    best_k, rule = _decide(table, elpds, se_rule)
     fits = {k: results[f"K={k}"]["fit"] for k in ks if results[f"K={k}"]["fit"] is not None}
     return KSelection(table, best_k, rule, fits, occupied)
