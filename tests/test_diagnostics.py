@@ -1,0 +1,72 @@
+"""Diagnostic gates on synthetic draws with known problems."""
+
+import numpy as np
+import xarray as xr
+
+from bayesgmm.diagnostics import diagnose_advi, diagnose_nuts
+
+
+def posterior_from(means, n_features=2):
+    chains, draws, n_components = means.shape[:3]
+    correlations = np.broadcast_to(np.eye(n_features), (chains, draws, n_components, n_features, n_features))
+    sample = ("chain", "draw")
+    return xr.Dataset({
+        "weights": (sample + ("component",), np.full((chains, draws, n_components), 1.0 / n_components)
+                    + 0.01 * np.random.default_rng(1).normal(size=(chains, draws, n_components))),
+        "means": (sample + ("component", "feature"), means),
+        "scales": (sample + ("component", "feature"), np.exp(0.05 * np.random.default_rng(2).normal(size=means.shape))),
+        "correlations": (sample + ("component", "feature", "feature2"), correlations),
+    })
+
+
+def stats_from(chains, draws, diverging=0, energy_scale=1.0, rng=None):
+    rng = rng or np.random.default_rng(0)
+    flags = np.zeros((chains, draws), dtype=bool)
+    flags.flat[:diverging] = True
+    energy = np.cumsum(rng.normal(size=(chains, draws)) * energy_scale, axis=1) if energy_scale != 1.0 else rng.normal(size=(chains, draws))
+    return xr.Dataset({"diverging": (("chain", "draw"), flags), "energy": (("chain", "draw"), energy)})
+
+
+def test_well_mixed_draws_pass_every_gate(rng):
+    means = rng.normal(size=(4, 1000, 2, 2))
+    log_lik = rng.normal(-500, 2, size=(4, 1000))
+    result = diagnose_nuts(posterior_from(means), stats_from(4, 1000), log_lik, "diag")
+    assert result.ok, result
+    assert result.remedies == []
+
+
+def test_chain_in_another_mode_is_flagged_with_a_remedy(rng):
+    means = rng.normal(size=(4, 1000, 2, 2))
+    means[3] += 5.0  # one chain elsewhere: not a permutation, a different solution
+    log_lik = rng.normal(-500, 2, size=(4, 1000))
+    log_lik[3] -= 30.0
+    result = diagnose_nuts(posterior_from(means), stats_from(4, 1000), log_lik, "diag")
+    assert not result.ok
+    assert {"rhat", "rhat_log_lik", "modes"} <= set(result.failed)
+    assert any("Chains [3]" in remedy for remedy in result.remedies)
+
+
+def test_divergences_and_low_ebfmi_are_flagged(rng):
+    means = rng.normal(size=(4, 1000, 2, 2))
+    log_lik = rng.normal(-500, 2, size=(4, 1000))
+    stats = stats_from(4, 1000, diverging=7, energy_scale=3.0)
+    result = diagnose_nuts(posterior_from(means), stats, log_lik, "diag")
+    assert "divergences" in result.failed and "ebfmi" in result.failed
+    assert any("target_accept" in remedy for remedy in result.remedies)
+
+
+def test_few_effective_draws_are_flagged(rng):
+    walk = np.cumsum(rng.normal(size=(4, 1000, 2, 2)), axis=1) * 0.05
+    log_lik = rng.normal(-500, 2, size=(4, 1000))
+    result = diagnose_nuts(posterior_from(walk), stats_from(4, 1000), log_lik, "diag")
+    assert "ess_bulk" in result.failed
+
+
+def test_advi_gates(rng):
+    elbo = np.concatenate([np.linspace(-600, -500, 5000), np.full(5000, -500.0)]) + rng.normal(0, 1, 10000)
+    good = diagnose_advi(elbo, rng.normal(0, 0.1, size=1000))
+    assert good.ok
+    heavy = diagnose_advi(elbo, rng.standard_t(1.2, size=1000) * 5)
+    assert "khat" in heavy.failed
+    moving = diagnose_advi(np.linspace(-600, -500, 10000), rng.normal(0, 0.1, size=1000))
+    assert "elbo_converged" in moving.failed
