@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/bayesgmm demo
+	$(VENV)/bin/bayesgmm demo --force
 
 test: $(STAMP)
 	$(PY) -m pytest -q

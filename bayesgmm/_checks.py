@@ -206,7 +206,11 @@ def check_X(
             "required; pass at least one numeric column."
         )
     names = [str(name) for name in frame.columns]
-    values = np.column_stack([_numeric_column(frame, c) for c in frame.columns])
+    if not from_frame and np.asarray(X).dtype.kind in "biuf":
+        # Numeric arrays: one contiguous float64 copy, no per-column work.
+        values = np.array(X, dtype=np.float64, order="C", copy=True)
+    else:
+        values = np.column_stack([_numeric_column(frame, c) for c in frame.columns])
     values = np.ascontiguousarray(values, dtype=np.float64)
     _check_finite(values, names, frame.index)
     if n_features is not None and n_columns != n_features:

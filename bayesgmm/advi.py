@@ -63,32 +63,35 @@ class ADVIResult(NamedTuple):
         )
 
 
+_BLOCK = 500
+
+
 @numba.njit(cache=True, nogil=True)
-def _optimise(start, block, noise, fullrank, learning_rate, initial_log_sd, decay):
+def _optimise_block(state, adam, first_iteration, block, noise, fullrank, learning_rate, decay,
+                    elbo):
+    """Run ``noise.shape[0]`` Adam steps, updating ``state`` and ``adam`` in place.
+
+    ``state`` rows: 0 = mean, 1 = log of the diagonal of L, 2.. = L's strictly
+    lower part (rows of a dim x dim matrix).  ``adam`` holds the first and
+    second moment estimates with the same layout.  Returns skipped steps.
+    """
     n_iter, n_mc, dim = noise.shape
     beta1, beta2, epsilon = 0.9, 0.999, 1e-8
-    mean = start.copy()
-    log_diag = np.full(dim, initial_log_sd)
-    lower = np.zeros((dim, dim))
-    state_mean = np.zeros((3, dim))
-    state_log_diag = np.zeros((3, dim))
-    state_lower = np.zeros((3, dim, dim))
+    mean = state[0, 0]
+    log_diag = state[1, 0]
+    lower = state[2]
     grad = np.empty(dim)
     theta = np.empty(dim)
-    elbo = np.full(n_iter, np.nan)
-    g_mean = np.empty(dim)
-    g_log_diag = np.empty(dim)
-    g_lower = np.zeros((dim, dim))
+    gradient = np.zeros((3, dim, dim))
     skipped = 0
     constant = 0.5 * dim * (1.0 + math.log(2.0 * math.pi))
-    for t in range(n_iter):
-        g_mean[:] = 0.0
-        g_log_diag[:] = 0.0
-        g_lower[:, :] = 0.0
+    for step in range(n_iter):
+        t = first_iteration + step
+        gradient[:, :, :] = 0.0
         value = 0.0
         finite = True
         for m in range(n_mc):
-            eps = noise[t, m]
+            eps = noise[step, m]
             for i in range(dim):
                 acc = mean[i] + math.exp(log_diag[i]) * eps[i]
                 if fullrank:
@@ -101,44 +104,33 @@ def _optimise(start, block, noise, fullrank, learning_rate, initial_log_sd, deca
                 break
             value += logp
             for i in range(dim):
-                g_mean[i] += grad[i]
-                g_log_diag[i] += grad[i] * eps[i] * math.exp(log_diag[i])
+                gradient[0, 0, i] += grad[i] / n_mc
+                gradient[1, 0, i] += grad[i] * eps[i] * math.exp(log_diag[i]) / n_mc
                 if fullrank:
                     for j in range(i):
-                        g_lower[i, j] += grad[i] * eps[j]
+                        gradient[2, i, j] += grad[i] * eps[j] / n_mc
         if not finite:
             skipped += 1
             continue
         entropy = constant
         for i in range(dim):
             entropy += log_diag[i]
+            gradient[1, 0, i] += 1.0  # d entropy / d log L_ii
         elbo[t] = value / n_mc + entropy
         rate = learning_rate / math.sqrt(1.0 + t / decay)
         correction1 = 1.0 - beta1 ** (t + 1)
         correction2 = 1.0 - beta2 ** (t + 1)
-        for i in range(dim):
-            # Adam ascent on mean and log-diagonal (entropy adds 1 to the latter).
-            for state, params, g in (
-                (state_mean, mean, g_mean[i] / n_mc),
-                (state_log_diag, log_diag, g_log_diag[i] / n_mc + 1.0),
-            ):
-                state[0, i] = beta1 * state[0, i] + (1 - beta1) * g
-                state[1, i] = beta2 * state[1, i] + (1 - beta2) * g * g
-                params[i] += rate * (state[0, i] / correction1) / (
-                    math.sqrt(state[1, i] / correction2) + epsilon
-                )
-            if fullrank:
-                for j in range(i):
-                    g = g_lower[i, j] / n_mc
-                    state_lower[0, i, j] = beta1 * state_lower[0, i, j] + (1 - beta1) * g
-                    state_lower[1, i, j] = beta2 * state_lower[1, i, j] + (1 - beta2) * g * g
-                    lower[i, j] += rate * (state_lower[0, i, j] / correction1) / (
-                        math.sqrt(state_lower[1, i, j] / correction2) + epsilon
+        for part in range(3 if fullrank else 2):
+            rows = dim if part == 2 else 1
+            for r in range(rows):
+                for c in range(dim if part < 2 else r):
+                    g = gradient[part, r, c]
+                    adam[0, part, r, c] = beta1 * adam[0, part, r, c] + (1 - beta1) * g
+                    adam[1, part, r, c] = beta2 * adam[1, part, r, c] + (1 - beta2) * g * g
+                    state[part, r, c] += rate * (adam[0, part, r, c] / correction1) / (
+                        math.sqrt(adam[1, part, r, c] / correction2) + epsilon
                     )
-    chol = lower.copy()
-    for i in range(dim):
-        chol[i, i] = math.exp(log_diag[i])
-    return mean, chol, elbo, skipped
+    return skipped
 
 
 def fit_advi(
@@ -177,14 +169,20 @@ def fit_advi(
     """
     if method not in ADVI_METHODS:
         raise ValueError(f"method must be one of {ADVI_METHODS}, got {method!r}.")
-    noise = rng.standard_normal((n_iter, n_mc, start.shape[0]))
-    mean, chol, elbo, skipped = _optimise(
-        np.ascontiguousarray(start, dtype=np.float64),
-        block,
-        noise,
-        method == "fullrank_advi",
-        learning_rate,
-        math.log(initial_sd),
-        max(1.0, n_iter / 10.0),
-    )
+    dim = start.shape[0]
+    state = np.zeros((3, dim, dim))
+    state[0, 0] = start
+    state[1, 0] = math.log(initial_sd)
+    adam = np.zeros((2, 3, dim, dim))
+    elbo = np.full(n_iter, np.nan)
+    skipped = 0
+    # Random numbers are drawn block by block: memory stays O(block * dim).
+    for first in range(0, n_iter, _BLOCK):
+        noise = rng.standard_normal((min(_BLOCK, n_iter - first), n_mc, dim))
+        skipped += _optimise_block(state, adam, first, block, noise,
+                                   method == "fullrank_advi", learning_rate,
+                                   max(1.0, n_iter / 10.0), elbo)
+    mean = state[0, 0].copy()
+    chol = np.tril(state[2], k=-1) if method == "fullrank_advi" else np.zeros((dim, dim))
+    chol[np.diag_indices(dim)] = np.exp(state[1, 0])
     return ADVIResult(mean, chol, elbo, int(skipped))

@@ -19,12 +19,17 @@ import xarray as xr
 from sklearn.base import BaseEstimator
 from sklearn.exceptions import ConvergenceWarning
 
-from bayesgmm._checks import check_n_components, check_X, data_fingerprint
+from bayesgmm._checks import (
+    DataValidationError,
+    check_n_components,
+    check_X,
+    data_fingerprint,
+)
 from bayesgmm.density import predictive_density
 from bayesgmm.diagnostics import Diagnostics, diagnose_advi, diagnose_nuts
 from bayesgmm.em import GaussianMixtureEM, as_generator
 from bayesgmm.inference import ENGINES, METHODS, SamplerSettings, sample_posterior
-from bayesgmm.io import load_datatree, save_datatree
+from bayesgmm.io import ModelFileError, load_datatree, save_datatree
 from bayesgmm.likelihood import flatten_draws, pointwise_log_likelihood
 from bayesgmm.logdensity import (
     Layout,
@@ -34,10 +39,11 @@ from bayesgmm.logdensity import (
 )
 from bayesgmm.membership import (
     coclustering_matrix,
+    mean_membership,
     membership_arrays,
     occupied_component_counts,
 )
-from bayesgmm.model import COVARIANCE_TYPES, build_model, model_data
+from bayesgmm.model import COVARIANCE_TYPES, build_model, model_scale
 from bayesgmm.posterior import build_datatree, parameters_from_posterior, to_data_units
 from bayesgmm.priors import GMMPriors
 from bayesgmm.relabel import (
@@ -173,6 +179,7 @@ class BayesianGMM(BaseEstimator):
 
     # ------------------------------------------------------------ settings
     def _check_settings(self) -> GMMPriors:
+        """Validate every setting before any work, so a typo never costs a sampling run."""
         check_n_components(self.n_components)
         for name, value, allowed in (
             ("covariance_type", self.covariance_type, COVARIANCE_TYPES),
@@ -182,18 +189,34 @@ class BayesianGMM(BaseEstimator):
         ):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}.")
-        for name in ("draws", "chains", "advi_iterations", "em_n_init"):
+        for name, low in (("draws", 1), ("chains", 1), ("advi_iterations", 1),
+                          ("em_n_init", 1), ("tune", 0)):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-        if not isinstance(self.tune, (int, np.integer)) or self.tune < 0:
-            raise ValueError(f"tune must be a non-negative integer, got {self.tune!r}.")
-        if not 0.0 < self.interval < 1.0:
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}.")
+        if self.cores is not None and (
+            isinstance(self.cores, bool) or not isinstance(self.cores, (int, np.integer))
+            or self.cores < 1
+        ):
+            raise ValueError(f"cores must be a positive integer or None, got {self.cores!r}.")
+        if not 0.0 < float(self.target_accept) < 1.0:
+            raise ValueError(
+                f"target_accept must lie in (0, 1), e.g. 0.9; got {self.target_accept!r}."
+            )
+        if not 0.0 < float(self.interval) < 1.0:
             raise ValueError(f"interval must lie in (0, 1), got {self.interval!r}.")
         priors = self.priors if self.priors is not None else GMMPriors()
         if not isinstance(priors, GMMPriors):
             raise TypeError("priors must be a GMMPriors instance.")
         return priors
+
+    def _stored_params(self) -> str:
+        """Constructor arguments as JSON (priors are stored on their own)."""
+        params = {key: value for key, value in self.get_params().items() if key != "priors"}
+        if not isinstance(params["random_state"], (int, np.integer, type(None))):
+            params["random_state"] = None  # a Generator cannot be stored; recorded as repr
+        return json.dumps({key: value.item() if isinstance(value, np.generic) else value
+                           for key, value in params.items()})
 
     def _settings(self) -> SamplerSettings:
         return SamplerSettings(
@@ -216,23 +239,21 @@ class BayesianGMM(BaseEstimator):
         -------
         self : BayesianGMM
         """
-        priors = self.priors_ = self._check_settings()
+        priors = self._check_settings()
+        stored_params = self._stored_params()
         raw = check_X(X, n_components=self.n_components)
-        values, centre, scale, names, resolved = model_data(raw.values, priors, self.n_components)
         names = raw.feature_names
+        values, centre, scale, resolved = model_scale(raw.values, priors, self.n_components)
         rng = as_generator(self.random_state)
-        n_features = values.shape[1]
-        layout = Layout(self.n_components, n_features, self.covariance_type)
+        layout = Layout(self.n_components, values.shape[1], self.covariance_type)
         start_parameters = _em_start(
             values, self.n_components, self.covariance_type, self.em_n_init,
             int(rng.integers(2**31 - 1)),
         )
-        start = parameters_to_unconstrained(start_parameters, layout)
-        block = pack_block(values, resolved, self.n_components, self.covariance_type)
         sample = sample_posterior(
             self._settings(),
-            block=block,
-            start=start,
+            block=pack_block(values, resolved, self.n_components, self.covariance_type),
+            start=parameters_to_unconstrained(start_parameters, layout),
             layout=layout,
             model_factory=lambda: build_model(
                 pd.DataFrame(raw.values, columns=names), self.n_components, priors,
@@ -240,26 +261,31 @@ class BayesianGMM(BaseEstimator):
             ),
             rng=rng,
         )
+        em_start = to_data_units(start_parameters, centre, scale)
         draws = to_data_units(sample.parameters, centre, scale)
         chains, n_draws = draws.weights.shape[:2]
-        flat = flatten_draws(draws)
-        self.em_start_ = to_data_units(start_parameters, centre, scale)
-        flat, self.relabelling_ = self._relabel(raw.values, flat)
+        flat, relabelling = self._relabel(raw.values, flatten_draws(draws), em_start)
         log_lik = pointwise_log_likelihood(raw.values, flat).reshape(chains, n_draws, -1)
         relabelled = ModelParameters(
             *(a.reshape((chains, n_draws) + a.shape[1:]) for a in flat)
         )
-        self.idata_ = build_datatree(
+        attrs = {
+            **self._provenance(priors, raw.values, sample.elapsed),
+            "params": stored_params,
+            "relabelling": json.dumps(relabelling),
+        }
+        tree = build_datatree(
             relabelled,
             sample_stats=sample.sample_stats,
             log_likelihood=log_lik,
             observed=raw.values,
             feature_names=names,
-            attrs=self._provenance(priors, raw.values, sample.elapsed),
+            attrs=attrs,
             extra_groups=sample.extra_groups,
         )
-        self._parameters = flat
-        self.diagnostics_ = self.diagnose()
+        # Fitted attributes are set together, only once everything succeeded.
+        self._set_fitted(tree, flat, priors)
+        self.em_start_ = em_start
         if not self.diagnostics_.ok:
             warnings.warn(
                 "The posterior failed some convergence checks: "
@@ -270,8 +296,17 @@ class BayesianGMM(BaseEstimator):
             )
         return self
 
-    def _relabel(self, X, flat: ModelParameters):
-        pivot = pivot_permutations(flat, self.em_start_)
+    def _set_fitted(self, tree: xr.DataTree, flat: ModelParameters, priors: GMMPriors) -> None:
+        self.idata_ = tree
+        self.priors_ = priors
+        self.relabelling_ = json.loads(str(tree.attrs["relabelling"]))
+        self.feature_names_in_ = np.asarray(tree.posterior["feature"].values).astype(str)
+        self.n_features_in_ = len(self.feature_names_in_)
+        self._parameters = flat
+        self.diagnostics_ = self.diagnose()
+
+    def _relabel(self, X, flat: ModelParameters, pivot_parameters: ModelParameters):
+        pivot = pivot_permutations(flat, pivot_parameters)
         result = pivot
         if self.relabel == "stephens" and self.n_components > 1:
             result = stephens_permutations(X, flat, pivot.permutations)
@@ -296,14 +331,10 @@ class BayesianGMM(BaseEstimator):
             "covariance_type": self.covariance_type,
             "method": self.method,
             "engine": self.engine,
-            "settings": json.dumps(
-                {k: v for k, v in self._settings()._asdict().items() if v is not None}
-            ),
             "random_state": repr(self.random_state) if not isinstance(
                 self.random_state, (int, np.integer)) else int(self.random_state),
             "data_sha256": data_fingerprint(values),
             "sampling_seconds": float(elapsed),
-            "relabelling": json.dumps(self.relabelling_),
         }
 
     # ------------------------------------------------------------ fitted state
@@ -314,9 +345,17 @@ class BayesianGMM(BaseEstimator):
             )
 
     def _new_data(self, X) -> np.ndarray:
+        """Checked new data, with DataFrame columns matched to the fitted features by name."""
         self._check_fitted()
-        n_features = self.idata_.posterior.sizes["feature"]
-        return check_X(X, n_features=n_features, reject_constant=False).values
+        if isinstance(X, pd.DataFrame):
+            missing = [name for name in self.feature_names_in_ if name not in X.columns.astype(str)]
+            if missing:
+                raise DataValidationError(
+                    f"X has no column '{missing[0]}', which the model was fitted on (needs: "
+                    f"{', '.join(self.feature_names_in_)}); pass those columns."
+                )
+            X = X.set_axis(X.columns.astype(str), axis=1)[list(self.feature_names_in_)]
+        return check_X(X, n_features=self.n_features_in_, reject_constant=False).values
 
     # ------------------------------------------------------------ membership
     def membership_summary(self, X) -> xr.Dataset:
@@ -356,7 +395,7 @@ class BayesianGMM(BaseEstimator):
 
     def predict_proba(self, X) -> np.ndarray:
         """Posterior-mean membership probabilities, shape (n_samples, n_components)."""
-        return membership_arrays(self._new_data(X), self._parameters, self.interval).prob
+        return mean_membership(self._new_data(X), self._parameters)
 
     def predict(self, X) -> np.ndarray:
         """Most probable component of every point (posterior-mean membership)."""
@@ -415,15 +454,14 @@ class BayesianGMM(BaseEstimator):
         xarray.Dataset
             ``score``, ``lower``, ``upper`` (obs); larger is more anomalous.
         """
-        density = predictive_density(self._new_data(X), self._parameters, self.interval)
+        density = self.density_summary(X)
         return xr.Dataset(
             {
-                "score": ("obs", -density.log_density),
-                "lower": ("obs", -density.upper),
-                "upper": ("obs", -density.lower),
+                "score": -density["log_density"],
+                "lower": -density["upper"],
+                "upper": -density["lower"],
             },
-            coords={"obs": np.arange(density.log_density.shape[0])},
-            attrs={"interval": self.interval},
+            attrs=density.attrs,
         )
 
     def density_summary(self, X) -> xr.Dataset:
@@ -458,25 +496,32 @@ class BayesianGMM(BaseEstimator):
 
     @classmethod
     def from_datatree(cls, tree: xr.DataTree) -> BayesianGMM:
-        """Rebuild a fitted model from its DataTree (as written by :meth:`save`)."""
-        attrs = tree.attrs
-        settings = json.loads(attrs["settings"])
-        model = cls(
-            int(attrs["n_components"]),
-            covariance_type=str(attrs["covariance_type"]),
-            priors=GMMPriors.from_json(str(attrs["priors"])),
-            method=str(attrs["method"]),
-            engine=str(attrs["engine"]),
-            draws=settings["draws"], tune=settings["tune"], chains=settings["chains"],
-            target_accept=settings["target_accept"],
-            advi_iterations=settings["advi_iterations"],
-            progressbar=settings["progressbar"],
-        )
-        model.idata_ = tree
-        model.priors_ = model.priors
-        model.relabelling_ = json.loads(str(attrs["relabelling"]))
-        model._parameters = parameters_from_posterior(tree.posterior.to_dataset())
-        model.diagnostics_ = model.diagnose()
+        """Rebuild a fitted model from its DataTree (as written by :meth:`save`).
+
+        Raises
+        ------
+        ModelFileError
+            When settings are missing or unreadable, or the stored data do not
+            match the recorded SHA-256 (the file was altered).
+        """
+        try:
+            params = json.loads(str(tree.attrs["params"]))
+            priors = GMMPriors.from_json(str(tree.attrs["priors"]))
+            expected = str(tree.attrs["data_sha256"])
+            observed = tree.observed_data["x"].values
+            model = cls(**params, priors=priors)
+            model._set_fitted(tree, parameters_from_posterior(tree.posterior.to_dataset()),
+                              priors)
+        except (KeyError, ValueError, TypeError) as error:
+            raise ModelFileError(
+                f"the model file lacks or garbles its settings ({type(error).__name__}: "
+                f"{error}); re-save it from the fitted model."
+            ) from None
+        if data_fingerprint(observed) != expected:
+            raise ModelFileError(
+                "the data stored in the model file do not match its recorded SHA-256; the "
+                "file was altered after saving. Re-fit or re-save the model."
+            )
         return model
 
 

@@ -16,14 +16,14 @@ import time
 import warnings
 from pathlib import Path
 
+import matplotlib
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from bayesgmm._checks import DataValidationError
-from bayesgmm.em import GaussianMixtureEM
+from bayesgmm.em import em_grid
 
-__all__ = ["main", "em_table", "UserError"]
+__all__ = ["main", "UserError"]
 
 
 class UserError(Exception):
@@ -89,38 +89,6 @@ def _check_new_file(path, force: bool) -> Path:
     if not path.parent.exists():
         raise UserError(f"the folder {path.parent} does not exist.")
     return path
-
-
-# ---------------------------------------------------------------- EM table
-def em_table(X, ks=range(1, 5), covariance_types=("full", "tied", "diag", "spherical")):
-    """Fit EM for every K and covariance type; return table rows and the best fit by BIC.
-
-    Parameters
-    ----------
-    X : DataFrame of shape (n_samples, n_features)
-    ks : iterable of int
-    covariance_types : iterable of str
-
-    Returns
-    -------
-    rows : list of dict
-    best : GaussianMixtureEM
-        The fit with the lowest BIC.
-    """
-    rows, best, best_bic = [], None, float("inf")
-    for covariance_type in covariance_types:
-        for k in ks:
-            em = GaussianMixtureEM(
-                k, covariance_type=covariance_type, n_init=10, tol=1e-6, max_iter=1000,
-                random_state=0,
-            ).fit(X)
-            bic = em.bic(X)
-            rows.append({"covariance": covariance_type, "K": k, "log_lik": em.score(X) * len(X),
-                         "BIC": bic, "AIC": em.aic(X), "ICL": em.icl(X),
-                         "iterations": em.n_iter_})
-            if bic < best_bic:
-                best, best_bic = em, bic
-    return rows, best
 
 
 def _print_frame(console, frame: pd.DataFrame, title: str, digits: int = 3) -> None:
@@ -255,17 +223,19 @@ def command_demo(args, console) -> int:
 
     began = time.perf_counter()
     frame = load_faithful()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    rows, best = em_table(frame)
+    out = prepare_output_dir(args.out, args.force)
+    rows, best = em_grid(frame)
     em_frame = pd.DataFrame(rows).set_index("covariance")
     _print_frame(console, em_frame, "EM on Old Faithful (lower BIC/AIC/ICL is better)", digits=6)
     console.print(f"EM: best BIC is K={best.n_components} with {best.covariance_type} covariance.")
     selection = compare_k(frame, range(1, 5), random_state=0, progressbar=not args.quiet)
     shown = ["elpd_loo", "se", "elpd_diff", "stacking_weight", "loo_method",
-             "bic_lower_is_better", "icl_lower_is_better", "p_occupied", "max_rhat"]
-    _print_frame(console, selection.table[shown], "Bayesian comparison of K (full covariance)")
+             "bic_lower_is_better", "icl_lower_is_better", "p_occupied", "max_rhat", "error"]
+    _print_frame(console, selection.table[[c for c in shown if c in selection.table]],
+                 "Bayesian comparison of K (full covariance)")
     console.print(selection.rule)
+    if selection.best_k is None:
+        raise UserError("every K failed to fit; see the error column above.")
     model = selection.fits[selection.best_k]
     from bayesgmm.report import parameter_table
 
@@ -282,14 +252,27 @@ def command_demo(args, console) -> int:
 
 
 # ---------------------------------------------------------------- parser
+def _integer(low: int):
+    """Argparse type: an integer >= ``low``, with a one-line message otherwise."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+    return parse
+
+
 def _add_sampling_options(parser, with_method: bool = True) -> None:
     if with_method:
         parser.add_argument("--method", choices=["nuts", "advi", "fullrank_advi"], default="nuts")
     parser.add_argument("--covariance", choices=["full", "diag"], default="full")
-    parser.add_argument("--draws", type=int, default=1000)
-    parser.add_argument("--tune", type=int, default=1000)
-    parser.add_argument("--chains", type=int, default=4)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--draws", type=_integer(1), default=1000)
+    parser.add_argument("--tune", type=_integer(0), default=1000)
+    parser.add_argument("--chains", type=_integer(1), default=4)
+    parser.add_argument("--seed", type=_integer(0), default=0)
     parser.add_argument("--columns", help="comma-separated columns to use (default: all)")
     parser.add_argument("--out", required=True, help="run folder for model.nc and the report")
     parser.add_argument("--force", action="store_true", help="overwrite existing outputs")
@@ -304,14 +287,15 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="full analysis of the bundled Old Faithful data")
     demo.add_argument("--out", default="reports/demo")
+    demo.add_argument("--force", action="store_true", help="overwrite an existing report")
     fit = commands.add_parser("fit", help="fit one model and write model.nc and a report")
     fit.add_argument("data")
-    fit.add_argument("--k", type=int, required=True, help="number of components")
+    fit.add_argument("--k", type=_integer(1), required=True, help="number of components")
     _add_sampling_options(fit)
     compare = commands.add_parser("compare", help="compare numbers of components")
     compare.add_argument("data")
     compare.add_argument("--k", default="1-6", help="range like 1-6 or list like 2,3,5")
-    compare.add_argument("--jobs", type=int, default=1, help="parallel processes")
+    compare.add_argument("--jobs", type=_integer(1), default=1, help="parallel processes")
     _add_sampling_options(compare, with_method=False)
     predict = commands.add_parser("predict", help="memberships and anomaly scores per row")
     predict.add_argument("model")
@@ -329,15 +313,18 @@ COMMANDS = {"demo": command_demo, "fit": command_fit, "compare": command_compare
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; return the exit status."""
+    matplotlib.use("Agg")  # figures go to files; no display is needed or assumed
     args = build_parser().parse_args(argv)
     # Wide enough for the comparison tables when output is not a terminal.
     console = Console(width=max(120, shutil.get_terminal_size((120, 24)).columns))
     try:
-        if getattr(args, "k", None) is not None and isinstance(args.k, int) and args.k < 1:
-            raise UserError("--k must be at least 1.")
         return COMMANDS[args.command](args, console)
-    except (UserError, DataValidationError, FileExistsError) as error:
-        print(f"bayesgmm {args.command}: error: {error}", file=sys.stderr)
+    except (UserError, ValueError, OSError) as error:
+        # ValueError covers DataValidationError, bad settings, ill-defined
+        # covariances and unreadable model files; OSError covers missing,
+        # unreadable or unwritable paths.  Each has a message that names the fix.
+        message = str(error).splitlines()[0] if str(error) else type(error).__name__
+        print(f"bayesgmm {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"bayesgmm {args.command}: interrupted", file=sys.stderr)

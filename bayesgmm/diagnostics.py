@@ -145,7 +145,7 @@ def diagnose_nuts(
     chains = params.shape[0]
     ess_min = ESS_PER_CHAIN * chains
     multi = chains > 1
-    max_rhat = float(np.max(rhat(params))) if multi else float("nan")
+    max_rhat = float(np.nanmax(rhat(params))) if multi else float("nan")
     bulk = float(np.min(ess(params, method="bulk")))
     tail = float(np.min(ess(params, method="tail", prob=(0.05, 0.95))))
     log_lik_rhat = float(rhat(total_log_lik[..., None])[0]) if multi else float("nan")

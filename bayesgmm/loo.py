@@ -28,7 +28,7 @@ import xarray as xr
 from arviz_stats.loo import SamplingWrapper
 from scipy.special import logsumexp
 
-from bayesgmm.likelihood import log_joint, log_responsibilities
+from bayesgmm.likelihood import pointwise_log_likelihood
 from bayesgmm.logdensity import (
     Layout,
     ModelParameters,
@@ -37,8 +37,8 @@ from bayesgmm.logdensity import (
     parameters_to_unconstrained,
     unconstrained_to_parameters,
 )
-from bayesgmm.model import model_data
-from bayesgmm.posterior import to_data_units
+from bayesgmm.model import model_scale
+from bayesgmm.posterior import parameters_from_posterior, to_data_units, to_model_units
 
 __all__ = ["KFOLD_SHARE", "LooOutcome", "reliable_loo", "waic"]
 
@@ -125,21 +125,14 @@ class _Unconstrained:
 
     def __init__(self, fit, X):
         priors = fit.priors_
-        values, self.centre, self.scale, _, resolved = model_data(X, priors, fit.n_components)
+        values, self.centre, self.scale, resolved = model_scale(X, priors, fit.n_components)
         self.X = X
         self.layout = Layout(fit.n_components, X.shape[1], fit.covariance_type)
         self.block = pack_block(values, resolved, fit.n_components, fit.covariance_type)
 
     def upars(self, posterior: xr.Dataset) -> xr.DataArray:
         chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
-        correlations = posterior["correlations"].values
-        parameters = ModelParameters(
-            posterior["weights"].values,
-            (posterior["means"].values - self.centre) / self.scale,
-            posterior["scales"].values / self.scale,
-            np.linalg.cholesky(correlations),
-        )
-        flat = [np.reshape(a, (chains * draws,) + a.shape[2:]) for a in parameters]
+        flat = to_model_units(parameters_from_posterior(posterior), self.centre, self.scale)
         vectors = np.stack(
             [parameters_to_unconstrained(ModelParameters(*(a[s] for a in flat)), self.layout)
              for s in range(chains * draws)]
@@ -158,7 +151,7 @@ class _Unconstrained:
             unconstrained_to_parameters(values.reshape(-1, values.shape[-1]), self.layout),
             self.centre, self.scale,
         )
-        log_lik = log_responsibilities(log_joint(self.X[i:i + 1], parameters))[0][:, 0]
+        log_lik = pointwise_log_likelihood(self.X[i:i + 1], parameters)[:, 0]
         return xr.DataArray(log_lik.reshape(values.shape[:2]), dims=("chain", "draw"))
 
 
@@ -188,10 +181,8 @@ class _RefitWrapper(SamplingWrapper):
 
     def log_likelihood__i(self, excluded_obs, idata__i):
         values, idx = excluded_obs
-        from bayesgmm.posterior import parameters_from_posterior
-
         parameters = parameters_from_posterior(idata__i.posterior.to_dataset())
-        log_lik = log_responsibilities(log_joint(values, parameters))[0]
+        log_lik = pointwise_log_likelihood(values, parameters)
         chains, draws = idata__i.posterior.sizes["chain"], idata__i.posterior.sizes["draw"]
         return xr.DataArray(
             log_lik.reshape(chains, draws, -1), dims=("chain", "draw", "obs"),

@@ -32,6 +32,7 @@ __all__ = [
     "MembershipArrays",
     "membership_arrays",
     "coclustering_matrix",
+    "mean_membership",
     "entropy",
     "occupied_component_counts",
 ]
@@ -105,6 +106,16 @@ def membership_arrays(
         label=out["prob"].argmax(axis=1),
         confidence=out["prob"].max(axis=1),
     )
+
+
+def mean_membership(
+    X: np.ndarray, parameters: ModelParameters, budget: int = DEFAULT_BUDGET
+) -> np.ndarray:
+    """Posterior-mean responsibilities only, shape (n_obs, n_components)."""
+    out = np.empty((X.shape[0], parameters.weights.shape[-1]))
+    for rows, joint in iter_obs_chunks(X, parameters, budget):
+        out[rows] = np.exp(log_responsibilities(joint)[1]).mean(axis=0)
+    return out
 
 
 def coclustering_matrix(

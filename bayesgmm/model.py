@@ -10,6 +10,7 @@ differ from the float64 value by ~2e-9.
 from __future__ import annotations
 
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 import pymc as pm
@@ -20,7 +21,7 @@ from bayesgmm._checks import check_n_components, check_X
 from bayesgmm.em import standardization
 from bayesgmm.priors import GMMPriors, ResolvedPriors
 
-__all__ = ["COVARIANCE_TYPES", "build_model", "model_data"]
+__all__ = ["COVARIANCE_TYPES", "ModelData", "build_model", "model_data", "model_scale"]
 
 COVARIANCE_TYPES = ("full", "diag")
 
@@ -36,34 +37,49 @@ with warnings.catch_warnings():
     _ = pytensor.config.blas__ldflags
 
 
-def model_data(X, priors: GMMPriors, n_components: int):
-    """Checked data on the model's scale, the transform back, and resolved priors.
+class ModelData(NamedTuple):
+    """Data on the scale the model is fitted on, the map back, and the priors.
+
+    Attributes
+    ----------
+    values : ndarray of shape (n_samples, n_features)
+        ``(x - centre) / scale``.
+    centre, scale : ndarray of shape (n_features,)
+        Zeros and ones when ``priors.standardize`` is False.
+    resolved : ResolvedPriors
+        Concrete priors on that scale.
+    """
+
+    values: np.ndarray
+    centre: np.ndarray
+    scale: np.ndarray
+    resolved: ResolvedPriors
+
+
+def model_scale(values: np.ndarray, priors: GMMPriors, n_components: int) -> ModelData:
+    """Put already-checked data on the model's scale and resolve the priors.
 
     Parameters
     ----------
-    X : array-like or DataFrame of shape (n_samples, n_features)
+    values : ndarray of shape (n_samples, n_features)
+        Output of :func:`bayesgmm._checks.check_X`.
     priors : GMMPriors
     n_components : int
 
     Returns
     -------
-    values : ndarray of shape (n_samples, n_features)
-        The data on the scale the model is fitted on.
-    centre, scale : ndarray of shape (n_features,)
-        ``x = centre + scale * value``; zeros and ones when
-        ``priors.standardize`` is False.
-    feature_names : list of str
-    resolved : ResolvedPriors
+    ModelData
     """
-    checked = check_X(X, n_components=n_components)
-    centre, scale = standardization(checked.values, "feature")
+    centre, scale = standardization(values, "feature")
     resolved = priors.resolve(n_components, centre, scale)
-    if priors.standardize:
-        values = (checked.values - centre) / scale
-    else:
-        values = checked.values
-        centre, scale = np.zeros_like(centre), np.ones_like(scale)
-    return values, centre, scale, checked.feature_names, resolved
+    if not priors.standardize:
+        return ModelData(values, np.zeros_like(centre), np.ones_like(scale), resolved)
+    return ModelData((values - centre) / scale, centre, scale, resolved)
+
+
+def model_data(X, priors: GMMPriors, n_components: int) -> ModelData:
+    """Check ``X`` (see :mod:`bayesgmm._checks`), then :func:`model_scale`."""
+    return model_scale(check_X(X, n_components=n_components).values, priors, n_components)
 
 
 def _scale_distribution(resolved: ResolvedPriors, dims):
@@ -119,7 +135,9 @@ def build_model(
             f"model, got {covariance_type!r}."
         )
     priors = priors if priors is not None else GMMPriors()
-    values, _, _, names, resolved = model_data(X, priors, n_components)
+    checked = check_X(X, n_components=n_components)
+    names = checked.feature_names
+    values, _, _, resolved = model_scale(checked.values, priors, n_components)
     n_samples, n_features = values.shape
     coords = {
         "component": np.arange(n_components),

@@ -54,6 +54,8 @@ def _pair_axes(n_features, axes):
 def plot_clusters(model, X=None, *, n_ellipse_draws=30, axes=None, random_state=0):
     """Scatter coloured by label, shaded by confidence, with posterior 2-sd ellipses.
 
+    A one-feature model gets :func:`plot_density_1d` instead.
+
     Parameters
     ----------
     model : BayesianGMM
@@ -73,14 +75,15 @@ def plot_clusters(model, X=None, *, n_ellipse_draws=30, axes=None, random_state=
     ndarray of matplotlib Axes
     """
     tree = model.idata_
+    if tree.posterior.sizes["feature"] == 1:
+        return np.array([plot_density_1d(model, ax=np.atleast_1d(axes)[0] if axes is not None
+                                         else None)])
     values = tree.observed_data["x"].values if X is None else model._new_data(X)
     names = list(tree.posterior["feature"].values)
     summary = model.membership_summary(values)
     labels = summary["label"].values
     confidence = summary["confidence"].values
     n_components = tree.posterior.sizes["component"]
-    if values.shape[1] == 1:
-        return np.array([plot_density_1d(model, axes=axes)])
     posterior = tree.posterior
     means = posterior["means"].values.reshape(-1, n_components, values.shape[1])
     covariances = posterior["covariances"].values.reshape(

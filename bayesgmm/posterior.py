@@ -8,7 +8,6 @@ from disk predicts exactly like the one that was saved.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
@@ -19,6 +18,7 @@ from bayesgmm.logdensity import ModelParameters
 __all__ = [
     "FORMAT_VERSION",
     "to_data_units",
+    "to_model_units",
     "build_datatree",
     "parameters_from_posterior",
 ]
@@ -35,6 +35,18 @@ def to_data_units(
         parameters.weights,
         centre + parameters.means * scale,
         parameters.scales * scale,
+        parameters.correlation_cholesky,
+    )
+
+
+def to_model_units(
+    parameters: ModelParameters, centre: np.ndarray, scale: np.ndarray
+) -> ModelParameters:
+    """Inverse of :func:`to_data_units`."""
+    return ModelParameters(
+        parameters.weights,
+        (parameters.means - centre) / scale,
+        parameters.scales / scale,
         parameters.correlation_cholesky,
     )
 
@@ -136,8 +148,3 @@ def parameters_from_posterior(posterior: xr.Dataset) -> ModelParameters:
     return ModelParameters(
         flat("weights"), flat("means"), flat("scales"), np.linalg.cholesky(correlations)
     )
-
-
-def attrs_json(value) -> str:
-    """JSON text for an attribute that netCDF cannot store natively."""
-    return json.dumps(value)

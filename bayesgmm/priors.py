@@ -61,10 +61,20 @@ class ResolvedPriors(NamedTuple):
     lkj_eta: float
 
 
-def _as_tuple(value):
-    if value is None or np.isscalar(value):
-        return value
-    return tuple(float(v) for v in np.asarray(value, dtype=np.float64).ravel())
+def _as_plain(name: str, value):
+    """None, a Python float, or a tuple of Python floats (JSON-safe), all finite."""
+    if value is None:
+        return None
+    try:
+        array = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"GMMPriors.{name} must be a number or a sequence of numbers, "
+                         f"got {value!r}.") from None
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"GMMPriors.{name} must be finite, got {value!r}.")
+    if array.ndim == 0:
+        return float(array)
+    return tuple(float(v) for v in array.ravel())
 
 
 def _broadcast(name: str, value, size: int, what: str) -> np.ndarray:
@@ -122,7 +132,7 @@ class GMMPriors:
 
     def __post_init__(self) -> None:
         for name in ("weight_concentration", "mean_loc", "mean_scale", "scale_scale"):
-            object.__setattr__(self, name, _as_tuple(getattr(self, name)))
+            object.__setattr__(self, name, _as_plain(name, getattr(self, name)))
         if self.scale_prior not in SCALE_PRIORS:
             raise ValueError(
                 f"scale_prior must be one of {SCALE_PRIORS}, got {self.scale_prior!r}."
@@ -131,6 +141,7 @@ class GMMPriors:
             value = getattr(self, name)
             if value is not None and np.any(np.asarray(value, dtype=float) <= 0):
                 raise ValueError(f"GMMPriors.{name} must be positive, got {value!r}.")
+        object.__setattr__(self, "lkj_eta", _as_plain("lkj_eta", self.lkj_eta))
         if not self.lkj_eta > 0:
             raise ValueError(f"GMMPriors.lkj_eta must be positive, got {self.lkj_eta!r}.")
         if not isinstance(self.standardize, bool):

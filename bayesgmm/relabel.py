@@ -11,8 +11,8 @@ Two algorithms:
   then replaced by the relabelled posterior mean and the matching repeated
   until no permutation changes.
 * ``"stephens"`` (Stephens 2000, KL algorithm): each draw is permuted to
-  minimise the Kullback-Leibler divergence of its responsibilities from the
-  current mean responsibilities ``Q``; ``Q`` is re-estimated and the step
+  minimise ``KL(p_s || Q)``, the divergence of the current mean
+  responsibilities ``Q`` from its own; ``Q`` is re-estimated and the step
   repeated until stable.  Started from the pivot solution.
 
 A permutation array ``perms`` has shape ``(n_draws, n_components)``;
@@ -41,10 +41,6 @@ __all__ = [
 
 RELABEL_METHODS = ("pivot", "stephens")
 _MAX_ITER = 50
-# Responsibilities of (nearly) empty components underflow to 0; a floor on
-# their logarithm keeps the KL costs finite without changing any assignment
-# that a finite cost could decide.
-_LOG_FLOOR = -700.0
 
 
 class Relabelling(NamedTuple):
@@ -154,6 +150,12 @@ def stephens_permutations(
 ) -> Relabelling:
     """Stephens' KL relabelling on responsibilities, streamed over observations.
 
+    Minimises ``sum_s sum_i KL(p_s[i, perm_s] || Q[i])`` over the permutations
+    and ``Q``: ``Q`` is the mean of the permuted responsibilities (step 1),
+    and each draw's permutation minimises ``-sum_i sum_k p_s[i, perm_s(k)]
+    log Q[i, k]`` (step 2, Hungarian).  Both steps lower the same objective,
+    so the loop stops when the permutations repeat.
+
     Parameters
     ----------
     X : ndarray of shape (n_obs, n_features)
@@ -170,20 +172,19 @@ def stephens_permutations(
     Relabelling
     """
     perms = initial
+    n_draws, n_components = perms.shape
+    tiny = np.finfo(np.float64).tiny
     for iteration in range(1, max_iter + 1):
-        relabelled = relabel_parameters(parameters, perms)
-        mean_resp = np.concatenate(
-            [
-                np.exp(log_responsibilities(joint)[1]).mean(axis=0)
-                for _, joint in iter_obs_chunks(X, relabelled, budget)
-            ]
-        )
-        n_draws, n_components = perms.shape
+        mean_resp = np.concatenate([
+            apply_permutations(np.exp(log_responsibilities(joint)[1]).swapaxes(1, 2),
+                               perms).mean(axis=0).T
+            for _, joint in iter_obs_chunks(X, parameters, budget)
+        ])
+        log_q = np.log(np.maximum(mean_resp, tiny))
         costs = np.zeros((n_draws, n_components, n_components))
-        # cost[s, j, k] = -sum_i Q[i, k] log p_s[i, j] (+ a constant in j).
         for rows, joint in iter_obs_chunks(X, parameters, budget):
-            log_resp = np.maximum(log_responsibilities(joint)[1], _LOG_FLOOR)
-            costs -= np.einsum("sij,ik->sjk", log_resp, mean_resp[rows])
+            resp = np.exp(log_responsibilities(joint)[1])
+            costs -= np.einsum("sij,ik->sjk", resp, log_q[rows])
         new_perms = hungarian_permutations(costs)
         if np.array_equal(new_perms, perms):
             return _result(perms, iteration, True, "stephens")

@@ -41,7 +41,7 @@ from rich.progress import Progress
 
 from bayesgmm._checks import check_X
 from bayesgmm.bayes import BayesianGMM
-from bayesgmm.em import GaussianMixtureEM
+from bayesgmm.em import GaussianMixtureEM, as_generator
 from bayesgmm.loo import reliable_loo, waic
 from bayesgmm.priors import GMMPriors
 
@@ -99,7 +99,7 @@ class KSelection:
         return f"<p><b>best_k = {self.best_k}</b>: {self.rule}</p>{self.table.to_html()}"
 
 
-def _fit_one(values, names, k, settings) -> dict[str, Any]:
+def _fit_one(values, names, k, settings, seed) -> dict[str, Any]:
     """Fit one K and compute everything its table row needs (runs in a worker)."""
     began = time.perf_counter()
     row: dict[str, Any] = {"K": k}
@@ -107,13 +107,13 @@ def _fit_one(values, names, k, settings) -> dict[str, Any]:
         frame = pd.DataFrame(values, columns=names)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            fit = BayesianGMM(k, **settings).fit(frame)
+            fit = BayesianGMM(k, **{**settings, "random_state": seed}).fit(frame)
             outcome = reliable_loo(fit, values)
         log_lik = fit.idata_.log_likelihood["x"].values
         information = waic(log_lik.reshape(-1, log_lik.shape[-1]))
         em = GaussianMixtureEM(
             k, covariance_type=fit.covariance_type, n_init=10, tol=1e-6, max_iter=1000,
-            random_state=0,
+            random_state=seed,
         )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -128,6 +128,7 @@ def _fit_one(values, names, k, settings) -> dict[str, Any]:
             elpd_waic=information["elpd_waic"],
             waic_se=information["se"],
             p_waic=information["p_waic"],
+            waic_n_high_variance=information["n_high_variance"],
             bic_lower_is_better=em.bic(values),
             aic_lower_is_better=em.aic(values),
             icl_lower_is_better=em.icl(values),
@@ -169,17 +170,17 @@ def _run_all(tasks, n_jobs, show_progress):
     return results
 
 
-def _sparse_fit(values, names, k_max, settings) -> dict[str, Any]:
+def _sparse_fit(values, names, k_max, settings, seed) -> dict[str, Any]:
     """The overfitted sparse mixture and its occupied-component distribution."""
     try:
         priors = settings.get("priors") or GMMPriors()
         sparse = GMMPriors(**{**priors.to_dict(), "weight_concentration": SPARSE_CONCENTRATION})
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            fit = BayesianGMM(k_max, **{**settings, "priors": sparse}).fit(
+            fit = BayesianGMM(k_max, **{**settings, "priors": sparse, "random_state": seed}).fit(
                 pd.DataFrame(values, columns=names)
             )
-        return {"occupied": fit.occupied_components(random_state=0), "error": ""}
+        return {"occupied": fit.occupied_components(random_state=seed), "error": ""}
     except Exception as error:
         return {"occupied": None, "error": f"{type(error).__name__}: {error}"}
 
@@ -254,6 +255,7 @@ def compare_k(
         ``stacking_weight``, ``p_loo``, ``loo_method`` (psis / psis+mm /
         kfold), ``max_khat``, ``share_high_khat``, ``loo_caveat``,
         ``elpd_waic`` (higher is better), ``waic_se``, ``p_waic``,
+        ``waic_n_high_variance`` (points where WAIC is unreliable),
         ``bic_lower_is_better``, ``aic_lower_is_better``,
         ``icl_lower_is_better``, ``p_occupied`` (posterior probability that
         exactly K components are occupied), ``max_rhat``, ``divergences``,
@@ -267,10 +269,15 @@ def compare_k(
         raise ValueError(f"n_jobs must be a positive integer, got {n_jobs!r}.")
     settings = {"progressbar": False, **bayesgmm_kwargs}
     settings.pop("n_components", None)
+    # One seed per task, derived from the user's random_state: results do not
+    # depend on n_jobs or on the order in which the tasks run.
+    root = as_generator(settings.pop("random_state", None)).integers(2**63)
+    seeds = [int(child.generate_state(1)[0])
+             for child in np.random.SeedSequence(int(root)).spawn(len(ks) + 1)]
     args = (checked.values, checked.feature_names)
-    tasks = [(f"K={k}", _fit_one, (*args, k, settings)) for k in ks]
+    tasks = [(f"K={k}", _fit_one, (*args, k, settings, seed)) for k, seed in zip(ks, seeds)]
     if sparse:
-        tasks.append(("sparse", _sparse_fit, (*args, max(ks), settings)))
+        tasks.append(("sparse", _sparse_fit, (*args, max(ks), settings, seeds[-1])))
     results = _run_all(tasks, n_jobs, progressbar)
 
     rows = [results[f"K={k}"]["row"] | {"seconds": results[f"K={k}"]["seconds"]} for k in ks]

@@ -35,7 +35,7 @@ def test_matches_pymc_logp_and_gradient(rng, case):
     X = case_data(n_features, rng)
     priors = GMMPriors(scale_prior=scale_prior, standardize=standardize, weight_concentration=1.5, lkj_eta=3.0)
     model = build_model(X, n_components, priors, covariance_type)
-    values, _, _, _, resolved = model_data(X, priors, n_components)
+    values, _, _, resolved = model_data(X, priors, n_components)
     block = ld.pack_block(values, resolved, n_components, covariance_type)
     layout = ld.Layout(n_components, n_features, covariance_type)
     point = model.initial_point()
@@ -54,7 +54,7 @@ def test_matches_pymc_logp_and_gradient(rng, case):
 
 def test_gradient_matches_finite_differences(rng):
     X = case_data(3, rng)
-    values, _, _, _, resolved = model_data(X, GMMPriors(), 3)
+    values, _, _, resolved = model_data(X, GMMPriors(), 3)
     block = ld.pack_block(values, resolved, 3, "full")
     theta = rng.normal(scale=0.5, size=ld.Layout(3, 3, "full").size)
     _, grad = ld.logp_and_grad(theta, block)
@@ -87,7 +87,7 @@ def test_cfunc_entry_point_agrees_with_python_entry(rng):
     import ctypes
 
     X = case_data(2, rng)
-    values, _, _, _, resolved = model_data(X, GMMPriors(), 2)
+    values, _, _, resolved = model_data(X, GMMPriors(), 2)
     block = ld.pack_block(values, resolved, 2, "full")
     theta = rng.normal(size=ld.Layout(2, 2, "full").size)
     grad = np.empty_like(theta)

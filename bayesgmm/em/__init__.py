@@ -17,6 +17,7 @@ from bayesgmm.em._algorithm import (
 from bayesgmm.em._covariance import COVARIANCE_FAMILIES, CovarianceError, get_family
 from bayesgmm.em._criteria import aic, bic, classification_entropy, icl, n_parameters
 from bayesgmm.em._estimator import GaussianMixtureEM, as_generator, standardization
+from bayesgmm.em._grid import em_grid
 from bayesgmm.em._initialization import (
     INIT_METHODS,
     initial_responsibilities,
@@ -35,6 +36,7 @@ __all__ = [
     "as_generator",
     "bic",
     "classification_entropy",
+    "em_grid",
     "em_step",
     "get_family",
     "icl",

@@ -35,7 +35,7 @@ __all__ = [
     "run_em",
 ]
 
-DEFAULT_CHUNK_SIZE = 4096
+DEFAULT_CHUNK_SIZE = 2048
 
 
 class EMState(NamedTuple):

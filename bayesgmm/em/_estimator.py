@@ -112,7 +112,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         shaped as in scikit-learn for the chosen ``covariance_type``.
     random_state : int, numpy.random.Generator or None, default=None
         Seed of the single generator used for every initialisation.
-    chunk_size : int, default=4096
+    chunk_size : int, default=2048
         Rows processed per block; only memory and speed depend on it.
 
     Attributes

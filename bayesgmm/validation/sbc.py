@@ -313,7 +313,8 @@ def render(sections: list[tuple[SBCConfig, dict, str, float]]) -> str:
                   f"{summary['n_with_divergences']} kept fits had divergences. Median min ESS "
                   f"{summary['median_min_ess']:.0f}. {config.chains} chain(s) x {config.draws} "
                   f"draws. Wall time {seconds / 60:.1f} min. Pass threshold p > {threshold:.4f}.",
-                  "", "| quantity | chi2 p | ECDF in band | 50% cov. | 90% cov. | 95% cov. | pass |",
+                  "",
+                  "| quantity | chi2 p | ECDF in band | 50% cov. | 90% cov. | 95% cov. | pass |",
                   "|---|---|---|---|---|---|---|"]
         for name, q in quantities.items():
             ok = q["p_value"] > threshold and q["ecdf_in_band"]
