@@ -68,12 +68,14 @@ _BLOCK = 500
 
 @numba.njit(cache=True, nogil=True)
 def _optimise_block(state, adam, first_iteration, block, noise, fullrank, learning_rate, decay,
-                    elbo):
+                    elbo, average, average_from, n_averaged):
     """Run ``noise.shape[0]`` Adam steps, updating ``state`` and ``adam`` in place.
 
     ``state`` rows: 0 = mean, 1 = log of the diagonal of L, 2.. = L's strictly
     lower part (rows of a dim x dim matrix).  ``adam`` holds the first and
-    second moment estimates with the same layout.  Returns skipped steps.
+    second moment estimates with the same layout.  From iteration
+    ``average_from`` on, the iterates are summed into ``average``
+    (Polyak-Ruppert averaging).  Returns skipped steps.
     """
     n_iter, n_mc, dim = noise.shape
     beta1, beta2, epsilon = 0.9, 0.999, 1e-8
@@ -130,6 +132,9 @@ def _optimise_block(state, adam, first_iteration, block, noise, fullrank, learni
                     state[part, r, c] += rate * (adam[0, part, r, c] / correction1) / (
                         math.sqrt(adam[1, part, r, c] / correction2) + epsilon
                     )
+        if t >= average_from:
+            average += state
+            n_averaged[0] += 1
     return skipped
 
 
@@ -159,7 +164,9 @@ def fit_advi(
     n_mc : int
         Monte Carlo draws per gradient estimate.
     learning_rate : float
-        Adam step size, decayed as ``1 / sqrt(1 + t / (n_iter / 10))``.
+        Adam step size, decayed as ``1 / sqrt(1 + t / (n_iter / 10))``.  The
+        returned approximation averages the iterates of the second half
+        (Polyak-Ruppert averaging).
     initial_sd : float
         Initial standard deviation of every coordinate.
 
@@ -175,13 +182,25 @@ def fit_advi(
     state[1, 0] = math.log(initial_sd)
     adam = np.zeros((2, 3, dim, dim))
     elbo = np.full(n_iter, np.nan)
+    average = np.zeros_like(state)
+    average_from = n_iter // 2
+    n_averaged = np.zeros(1, dtype=np.int64)
     skipped = 0
     # Random numbers are drawn block by block: memory stays O(block * dim).
     for first in range(0, n_iter, _BLOCK):
         noise = rng.standard_normal((min(_BLOCK, n_iter - first), n_mc, dim))
         skipped += _optimise_block(state, adam, first, block, noise,
                                    method == "fullrank_advi", learning_rate,
-                                   max(1.0, n_iter / 10.0), elbo)
+                                   max(1.0, n_iter / 10.0), elbo, average, average_from,
+                                   n_averaged)
+    # The averaged second half of the iterates: far less Monte Carlo noise in
+    # the final approximation than the last stochastic iterate.
+    if n_averaged[0] == 0:
+        raise ValueError(
+            "ADVI failed: the log density was not finite at any draw of the second half of "
+            "the optimisation. Use method='nuts', or tighter priors."
+        )
+    state = average / n_averaged[0]
     mean = state[0, 0].copy()
     chol = np.tril(state[2], k=-1) if method == "fullrank_advi" else np.zeros((dim, dim))
     chol[np.diag_indices(dim)] = np.exp(state[1, 0])

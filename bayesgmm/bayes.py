@@ -34,6 +34,7 @@ from bayesgmm.likelihood import flatten_draws, pointwise_log_likelihood
 from bayesgmm.logdensity import (
     Layout,
     ModelParameters,
+    logp_and_grad,
     pack_block,
     parameters_to_unconstrained,
 )
@@ -211,8 +212,10 @@ class BayesianGMM(BaseEstimator):
         return priors
 
     def _stored_params(self) -> str:
-        """Constructor arguments as JSON (priors are stored on their own)."""
-        params = {key: value for key, value in self.get_params().items() if key != "priors"}
+        """Constructor arguments as JSON (the resolved priors are also stored on their own)."""
+        params = self.get_params(deep=False)
+        if params["priors"] is not None:
+            params["priors"] = params["priors"].to_dict()
         if not isinstance(params["random_state"], (int, np.integer, type(None))):
             params["random_state"] = None  # a Generator cannot be stored; recorded as repr
         return json.dumps({key: value.item() if isinstance(value, np.generic) else value
@@ -250,10 +253,23 @@ class BayesianGMM(BaseEstimator):
             values, self.n_components, self.covariance_type, self.em_n_init,
             int(rng.integers(2**31 - 1)),
         )
+        block = pack_block(values, resolved, self.n_components, self.covariance_type)
+        # A 1e-6 nudge in the unconstrained space, invisible at the posterior's
+        # scale: nutpie rejects a start whose gradient has an exact zero (e.g.
+        # a correlation of exactly 0 in a component no point belongs to).
+        start = parameters_to_unconstrained(start_parameters, layout)
+        start = start + 1e-6 * rng.standard_normal(start.shape)
+        start_logp, start_grad = logp_and_grad(start, block)
+        if not (np.isfinite(start_logp) and np.all(np.isfinite(start_grad))):
+            raise ValueError(
+                "The EM starting point has a non-finite posterior density: the data cannot "
+                f"support {self.n_components} components (too few distinct points, or "
+                "duplicated rows). Use fewer components or remove duplicated rows."
+            )
         sample = sample_posterior(
             self._settings(),
-            block=pack_block(values, resolved, self.n_components, self.covariance_type),
-            start=parameters_to_unconstrained(start_parameters, layout),
+            block=block,
+            start=start,
             layout=layout,
             model_factory=lambda: build_model(
                 pd.DataFrame(raw.values, columns=names), self.n_components, priors,
@@ -506,10 +522,12 @@ class BayesianGMM(BaseEstimator):
         """
         try:
             params = json.loads(str(tree.attrs["params"]))
+            if params["priors"] is not None:
+                params["priors"] = GMMPriors.from_dict(params["priors"])
             priors = GMMPriors.from_json(str(tree.attrs["priors"]))
             expected = str(tree.attrs["data_sha256"])
             observed = tree.observed_data["x"].values
-            model = cls(**params, priors=priors)
+            model = cls(**params)
             model._set_fitted(tree, parameters_from_posterior(tree.posterior.to_dataset()),
                               priors)
         except (KeyError, ValueError, TypeError) as error:

@@ -10,6 +10,7 @@ when a convergence check fails, so scripts can test it.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import time
@@ -329,6 +330,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"bayesgmm {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as error:  # last resort: never a bare traceback
+        if os.environ.get("BAYESGMM_DEBUG"):
+            raise
+        print(f"bayesgmm {args.command}: internal error: {type(error).__name__}: {error} "
+              "(set BAYESGMM_DEBUG=1 to see the traceback, and please report it)",
+              file=sys.stderr)
+        return 1
 
 
 def entry_point() -> None:

@@ -94,33 +94,53 @@ def _save(figure, path: Path) -> str:
     return path.name
 
 
-def _figures(model, selection, out: Path) -> list[tuple[str, str]]:
-    figures = []
-    n_features = model.idata_.posterior.sizes["feature"]
-    if n_features == 1:
-        ax = plots.plot_density_1d(model)
-        figures.append(("Posterior-predictive density with credible band",
-                        _save(ax.figure, out / "density.png")))
-    else:
-        grid = plots.plot_clusters(model)
-        figures.append(("Clusters, posterior covariance ellipses and uncertain points",
-                        _save(grid[0].figure, out / "clusters.png")))
-    ax = plots.plot_membership_intervals(model)
-    figures.append(("Membership probabilities of the least certain points",
-                    _save(ax.figure, out / "membership_intervals.png")))
-    if selection is not None and selection.table["elpd_loo"].notna().any():
-        ax = selection.plot()
-        figures.append(("Choosing K: elpd and BIC", _save(ax.figure, out / "k_selection.png")))
-    if model.idata_.attrs["method"] == "nuts":
-        for title, function, name in (("Rank plots of the relabelled draws", plots.plot_rank,
-                                       "rank.png"),
-                                      ("Trace plots of the relabelled draws", plots.plot_trace,
-                                       "trace.png")):
-            collection = function(model)
-            collection.savefig(out / name, dpi=90, bbox_inches="tight")
+def _figure_makers(model, selection, out: Path):
+    """(caption, file name, callable that draws and saves the figure)."""
+    def save_axes(draw, name):
+        return lambda: _save(np.atleast_1d(draw())[0].figure, out / name)
+
+    def save_collection(function, name):
+        def run():
+            function(model).savefig(out / name, dpi=90, bbox_inches="tight")
             plt.close("all")
-            figures.append((title, name))
-    return figures
+            return name
+        return run
+
+    makers = []
+    if model.idata_.posterior.sizes["feature"] == 1:
+        makers.append(("Posterior-predictive density with credible band", "density.png",
+                       save_axes(lambda: plots.plot_density_1d(model), "density.png")))
+    else:
+        makers.append(("Clusters, posterior covariance ellipses and uncertain points",
+                       "clusters.png", save_axes(lambda: plots.plot_clusters(model),
+                                                 "clusters.png")))
+    makers.append(("Membership probabilities of the least certain points",
+                   "membership_intervals.png",
+                   save_axes(lambda: plots.plot_membership_intervals(model),
+                             "membership_intervals.png")))
+    if selection is not None and selection.table["elpd_loo"].notna().any():
+        makers.append(("Choosing K: elpd and BIC", "k_selection.png",
+                       save_axes(selection.plot, "k_selection.png")))
+    if model.idata_.attrs["method"] == "nuts":
+        makers.append(("Rank plots of the relabelled draws", "rank.png",
+                       save_collection(plots.plot_rank, "rank.png")))
+        makers.append(("Trace plots of the relabelled draws", "trace.png",
+                       save_collection(plots.plot_trace, "trace.png")))
+    return makers
+
+
+def _figure_lines(model, selection, out: Path) -> list[str]:
+    """Markdown for every figure; a figure that cannot be drawn is reported, not fatal."""
+    lines = []
+    for caption, name, make in _figure_makers(model, selection, out):
+        try:
+            make()
+            lines += [f"### {caption}", "", f"![{caption}]({name})", ""]
+        except Exception as error:  # a degenerate posterior must not lose the report
+            plt.close("all")
+            lines += [f"### {caption}", "",
+                      f"*Not drawn: {type(error).__name__}: {error}*", ""]
+    return lines
 
 
 def write_report(out, model, frame: pd.DataFrame, *, selection=None, em_rows=None,
@@ -175,8 +195,7 @@ def write_report(out, model, frame: pd.DataFrame, *, selection=None, em_rows=Non
               "All checks passed." if diagnostics.ok else
               "**Some checks failed.** " + " ".join(diagnostics.remedies), "",
               _markdown(diagnostics.table), "", "## Figures", ""]
-    for caption, name in _figures(model, selection, out):
-        lines += [f"### {caption}", "", f"![{caption}]({name})", ""]
+    lines += _figure_lines(model, selection, out)
     path = out / "report.md"
     path.write_text("\n".join(lines))
     return path

@@ -260,3 +260,86 @@ def test_dataframe_columns_become_feature_coordinates():
                           "weight": np.random.default_rng(1).normal(size=80)})
     fitted = BayesianGMM(2, random_state=0, **FAST).fit(frame)
     assert list(fitted.idata_.posterior["feature"].values) == ["height", "weight"]
+
+
+def test_shift_and_scale_of_the_data_map_draws_exactly():
+    # With standardize=True the model sees the same standardised data, so the
+    # same seed gives the same draws on the model scale; every summary must
+    # map through x -> a + b x exactly (up to rounding).
+    X = load_faithful().to_numpy()
+    base = BayesianGMM(2, random_state=5, **FAST).fit(X).idata_.posterior
+    moved = BayesianGMM(2, random_state=5, **FAST).fit(100.0 + 1000.0 * X).idata_.posterior
+    np.testing.assert_allclose(moved["means"], 100.0 + 1000.0 * base["means"], rtol=1e-9)
+    np.testing.assert_allclose(moved["scales"], 1000.0 * base["scales"], rtol=1e-9)
+    np.testing.assert_allclose(moved["weights"], base["weights"], rtol=1e-9)
+    np.testing.assert_allclose(moved["correlations"], base["correlations"], atol=1e-9)
+
+
+def test_moment_matching_density_equals_the_samplers():
+    from bayesgmm.loo import _Unconstrained
+
+    fitted = BayesianGMM(2, random_state=0, **FAST).fit(load_faithful())
+    X = fitted.idata_.observed_data["x"].values
+    mapping = _Unconstrained(fitted, X)
+    posterior = fitted.idata_.posterior.isel(draw=slice(0, 20))
+    upars = mapping.upars(posterior.to_dataset())
+    lp = fitted.idata_.sample_stats["lp"].isel(draw=slice(0, 20)).values
+    # Relabelling only permutes components; the density is label-invariant,
+    # except that the Dirichlet prior is symmetric here (alpha = 1), so the
+    # sampler's lp must be reproduced to rounding.
+    np.testing.assert_allclose(mapping.log_prob(upars).values, lp, rtol=1e-9)
+    log_lik = fitted.idata_.log_likelihood["x"].isel(draw=slice(0, 20)).values[..., 7]
+    np.testing.assert_allclose(mapping.log_lik_i(upars, 7).values, log_lik, rtol=1e-9)
+
+
+def test_loaded_model_keeps_every_setting(tmp_path):
+    fitted = BayesianGMM(2, interval=0.8, relabel="pivot", em_n_init=3, random_state=7,
+                         **FAST).fit(load_faithful())
+    loaded = load(fitted.save(tmp_path / "model.nc"))
+    assert loaded.get_params(deep=False) == fitted.get_params(deep=False)
+    summary = loaded.membership_summary(load_faithful())
+    assert summary.attrs["interval"] == 0.8
+
+
+def test_altered_model_file_is_rejected(tmp_path):
+    fitted = BayesianGMM(2, random_state=0, **FAST).fit(load_faithful())
+    tampered = fitted.idata_.copy()
+    tampered["observed_data"]["x"].values[0, 0] += 1.0
+    tampered.to_netcdf(tmp_path / "tampered.nc", engine="netcdf4")
+    with pytest.raises(ModelFileError, match="do not match its recorded SHA-256"):
+        load(tmp_path / "tampered.nc")
+    stripped = fitted.idata_.copy()
+    del stripped.attrs["params"]
+    stripped.to_netcdf(tmp_path / "stripped.nc", engine="netcdf4")
+    with pytest.raises(ModelFileError, match="lacks or garbles its settings"):
+        load(tmp_path / "stripped.nc")
+
+
+def test_new_dataframe_columns_are_matched_by_name():
+    frame = load_faithful()
+    fitted = BayesianGMM(2, random_state=0, **FAST).fit(frame)
+    swapped = frame[["waiting", "eruptions"]]
+    np.testing.assert_allclose(fitted.predict_proba(swapped), fitted.predict_proba(frame))
+    with pytest.raises(DataValidationError, match="no column 'waiting'"):
+        fitted.predict(frame[["eruptions"]].assign(other=1.0))
+
+
+def test_bad_settings_fail_before_sampling():
+    X = load_faithful()
+    for settings, message in (({"target_accept": 95}, "target_accept must lie in"),
+                              ({"cores": 0}, "cores must be"),
+                              ({"tune": -1}, "tune must be an integer")):
+        with pytest.raises(ValueError, match=message):
+            BayesianGMM(2, **settings).fit(X)
+    with pytest.raises(ValueError, match="must be finite"):
+        GMMPriors(mean_scale=float("nan"))
+    # numpy scalars are accepted and stored as plain numbers.
+    assert GMMPriors(weight_concentration=np.int64(2)).to_json()
+
+
+def test_coclustering_through_the_model():
+    X, labels, *_ = separated_mixture(2, 2, n_samples=60)
+    fitted = BayesianGMM(2, random_state=0, **FAST).fit(X)
+    matrix = fitted.coclustering(X)
+    same = labels[:, None] == labels[None, :]
+    assert matrix[same].min() > 0.99 and matrix[~same].max() < 0.01

@@ -125,3 +125,29 @@ def test_predict_needs_the_model_columns(fitted_run, tmp_path, capsys):
 def test_bad_k_range(tmp_path, capsys, faithful_csv):
     code, lines = run_error(capsys, ["compare", str(faithful_csv), "--k", "one-six", "--out", str(tmp_path / "r")])
     assert code == 2 and "range like 1-6" in lines[0]
+
+
+def test_bad_numeric_options_exit_2(tmp_path, capsys, faithful_csv):
+    for option in (["--draws", "0"], ["--chains", "zero"], ["--tune", "-1"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["fit", str(faithful_csv), "--k", "2", "--out", str(tmp_path / "r"), *option])
+        assert exit_info.value.code == 2
+        assert "Traceback" not in capsys.readouterr().err
+
+
+def test_demo_does_not_overwrite_without_force(tmp_path, capsys):
+    out = tmp_path / "demo"
+    out.mkdir()
+    (out / "report.md").write_text("keep me")
+    code, lines = run_error(capsys, ["--quiet", "demo", "--out", str(out)])
+    assert code == 2 and "--force" in lines[0]
+    assert (out / "report.md").read_text() == "keep me"
+
+
+def test_degenerate_data_is_a_one_line_error(tmp_path, capsys):
+    data = tmp_path / "dup.csv"
+    pd.DataFrame({"a": [1.0, 1.0, 1.0, 2.0] * 5, "b": [0.0, 0.0, 0.0, 1.0] * 5}).to_csv(data, index=False)
+    code, lines = run_error(capsys, ["--quiet", "fit", str(data), "--k", "3", "--out", str(tmp_path / "r"), *FAST])
+    assert code in (0, 2)
+    if code == 2:
+        assert len(lines) == 1 and "Traceback" not in lines[0]

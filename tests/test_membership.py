@@ -96,3 +96,13 @@ def test_predictive_density_is_log_mean_exp_over_draws(rng):
     assert np.all(density.lower <= density.upper)
     # Jensen: the predictive density is at least the mean of per-draw log densities.
     assert np.all(density.log_density >= per_draw.mean(axis=0) - 1e-12)
+
+
+def test_occupied_components_counts_only_used_components(rng):
+    from bayesgmm.membership import occupied_component_counts
+
+    parameters = draws_around([[0.0, 0.0], [8.0, 0.0], [50.0, 50.0]], rng, weights=(0.5, 0.5 - 1e-12, 1e-12))
+    X = np.vstack([rng.normal(size=(30, 2)), rng.normal(size=(30, 2)) + [8.0, 0.0]])
+    counts = occupied_component_counts(X, parameters, rng)
+    assert counts.shape == (200,)
+    assert np.all(counts == 2)

@@ -71,3 +71,10 @@ def test_report_files_exist(faithful_model, tmp_path):
         assert (tmp_path / name).is_file()
         assert f"({name})" in text
     assert "All checks passed." in text
+
+
+def test_cluster_plot_of_a_one_feature_model_is_its_density():
+    model = BayesianGMM(2, **FAST).fit(load_galaxies() / 1000)
+    axes = plots.plot_clusters(model)
+    assert axes[0].get_xlabel() == "velocity"
+    plt.close("all")

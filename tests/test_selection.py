@@ -28,8 +28,8 @@ def test_true_k_wins_on_every_view(true_k):
     selection = compare_k(X, ks=range(1, true_k + 2), progressbar=False, **SETTINGS)
     table = selection.table
     assert table["error"].eq("").all()
-    # LOO: the true K is chosen, or is within 4 elpd of the best.
-    assert selection.best_k == true_k or table["elpd_loo"].max() - table.loc[true_k, "elpd_loo"] < 4
+    # LOO (one-SE rule among converged fits): the true K is chosen.
+    assert selection.best_k == true_k, selection.rule
     # Sparse overfitted mixture: the true K carries the most posterior mass.
     assert selection.occupied.idxmax() == true_k
     # EM: the true K has the best (lowest) BIC.
@@ -51,7 +51,8 @@ def test_table_columns_and_sign_conventions():
     em = GaussianMixtureEM(2, n_init=10, tol=1e-6, max_iter=1000, random_state=0).fit(X)
     assert table.loc[2, "bic_lower_is_better"] == pytest.approx(em.bic(X), rel=1e-6)
     assert (table["icl_lower_is_better"] >= table["bic_lower_is_better"] - 1e-6).all()
-    # WAIC and LOO agree closely on this well-behaved model.
+    # WAIC and PSIS-LOO estimate the same elpd; on this well-behaved model
+    # they differ by far less than its standard error (~15 nats): allow 2.
     assert table.loc[2, "elpd_waic"] == pytest.approx(table.loc[2, "elpd_loo"], abs=2.0)
     assert "smallest K" in selection.rule
     ax = selection.plot()
@@ -91,3 +92,58 @@ def test_parallel_sweep_matches_sequential():
     parallel = compare_k(X, ks=[1, 2], sparse=False, n_jobs=2, progressbar=False, **SETTINGS)
     np.testing.assert_allclose(parallel.table["elpd_loo"], sequential.table["elpd_loo"])
     assert parallel.best_k == sequential.best_k
+
+
+def test_one_standard_error_rule_on_synthetic_tables():
+    import pandas as pd
+
+    from bayesgmm.selection import _decide
+
+    class Pointwise:
+        def __init__(self, values):
+            self.elpd_i = np.asarray(values, dtype=float)
+
+    rng = np.random.default_rng(0)
+    base = rng.normal(-3.0, 1.0, size=200)
+    # K=3: 0.2 nats better in total, but its pointwise differences scatter by
+    # 0.05, so the SE of the difference (~0.7) exceeds the gap.
+    scatter = rng.normal(size=200)
+    scatter -= scatter.mean()
+    elpds = {1: Pointwise(base - 0.5), 2: Pointwise(base), 3: Pointwise(base + 0.05 * scatter + 0.001)}
+    table = pd.DataFrame({"elpd_loo": [elpds[k].elpd_i.sum() for k in (1, 2, 3)],
+                          "diagnostics_ok": [True, True, True]}, index=pd.Index([1, 2, 3], name="K"))
+    # K=3 is best by a hair; K=2 is within one SE of the difference, K=1 is 100 nats worse.
+    best_k, rule = _decide(table, elpds, se_rule=1.0)
+    assert best_k == 2 and "K=3 has the highest elpd" in rule
+    # A non-converged fit is not eligible, whatever its elpd.
+    table.loc[2, "diagnostics_ok"] = False
+    best_k, rule = _decide(table, elpds, se_rule=1.0)
+    assert best_k == 3 and "not eligible" in rule
+    table["diagnostics_ok"] = False
+    assert _decide(table, elpds, 1.0)[0] == 2
+    assert "treat with care" in _decide(table, elpds, 1.0)[1]
+
+
+def test_waic_matches_its_definition():
+    from scipy.special import logsumexp
+
+    from bayesgmm.loo import waic
+
+    log_lik = np.random.default_rng(0).normal(-2.0, 0.3, size=(4000, 50))
+    expected = (logsumexp(log_lik, axis=0) - np.log(4000) - log_lik.var(axis=0, ddof=1)).sum()
+    assert waic(log_lik)["elpd_waic"] == pytest.approx(expected)
+    assert waic(log_lik)["n_high_variance"] == 0
+
+
+def test_kfold_fallback_runs_when_moment_matching_is_not_enough(monkeypatch):
+    import bayesgmm.loo as loo
+
+    X = separated(2, n_samples=80)
+    X[0] = [40.0, -40.0]
+    monkeypatch.setattr(loo, "KFOLD_SHARE", -1.0)  # any remaining flag triggers K-fold
+    selection = compare_k(X, ks=[1], sparse=False, progressbar=False, **SETTINGS)
+    row = selection.table.loc[1]
+    assert row["loo_method"] in {"psis", "kfold"}
+    if row["n_high_khat_psis"] > 0:
+        assert row["loo_method"] == "kfold"
+        assert np.isfinite(row["elpd_loo"])
