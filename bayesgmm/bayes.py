@@ -129,7 +129,12 @@ class BayesianGMM(BaseEstimator):
     priors_ : GMMPriors
         The priors used (``GMMPriors()`` when ``priors`` was None).
     em_start_ : ModelParameters
-        The EM solution every chain started from, in data units.
+        The EM solution every chain started from, in data units (set by
+        ``fit``; not stored in the file, so absent after :func:`load`).
+    feature_names_in_ : ndarray of str
+        Column names; new DataFrames are matched to them by name.
+    diagnostics_ : Diagnostics
+        ``diagnose()`` at the end of the fit.
 
     Examples
     --------

@@ -276,8 +276,6 @@ def _plot(results: list[dict], config: SBCConfig, out: Path) -> str:
         difference.step(points, ecdf - points, where="post", color="C0")
         difference.axhline(0, color="black", linewidth=0.6)
         difference.set_title("ECDF - uniform (99% simultaneous band)", fontsize=7)
-    for ax in axes.ravel()[2 * len(names):]:
-        ax.set_visible(False)
     for empty in range(len(names), rows * columns):
         axes[2 * (empty // columns), empty % columns].set_visible(False)
         axes[2 * (empty // columns) + 1, empty % columns].set_visible(False)
@@ -322,7 +320,15 @@ def render(sections: list[tuple[SBCConfig, dict, str, float]]) -> str:
             lines.append(f"| {name} | {q['p_value']:.3f} | {q['ecdf_in_band']} | "
                          f"{cov['50%']:.2f} | {cov['90%']:.2f} | {cov['95%']:.2f} | "
                          f"{'yes' if ok else '**no**'} |")
-        lines += ["", f"![SBC {config.name}]({figure})", ""]
+        mean_coverage = {level: np.mean([q["coverage"][level] for q in quantities.values()])
+                         for level in ("50%", "90%", "95%")}
+        failed = [name for name, q in quantities.items()
+                  if not (q["p_value"] > threshold and q["ecdf_in_band"])]
+        verdict = ("every quantity passes" if not failed
+                   else f"{len(failed)} quantity(ies) fail: {', '.join(failed)}")
+        lines += ["", f"Mean coverage over quantities: 50%: {mean_coverage['50%']:.3f}, "
+                  f"90%: {mean_coverage['90%']:.3f}, 95%: {mean_coverage['95%']:.3f}. "
+                  f"Verdict: {verdict}.", "", f"![SBC {config.name}]({figure})", ""]
     return "\n".join(lines)
 
 
