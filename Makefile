@@ -29,6 +29,7 @@ validate: $(STAMP)
 	$(PY) -m pytest -q -m slow
 	$(PY) -m bayesgmm.validation.sbc
 	$(PY) -m bayesgmm.validation.agreement
+	$(PY) -m bayesgmm.validation.selection_report
 
 bench: $(STAMP)
 	$(PY) -m bayesgmm.validation.bench_em

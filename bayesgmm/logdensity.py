@@ -43,6 +43,7 @@ __all__ = [
     "ModelParameters",
     "pack_block",
     "logp_and_grad",
+    "logp_batch",
     "gmm_logp_cfunc",
     "spiral_indices",
     "unconstrained_to_parameters",
@@ -474,6 +475,20 @@ def logp_and_grad(theta: np.ndarray, block: np.ndarray) -> tuple[float, np.ndarr
     theta = np.ascontiguousarray(theta, dtype=np.float64)
     grad = np.empty_like(theta)
     return float(_logp_grad(theta, grad, block)), grad
+
+
+@numba.njit(cache=True, nogil=True)
+def _logp_batch(thetas, block):
+    out = np.empty(thetas.shape[0])
+    grad = np.empty(thetas.shape[1])
+    for s in range(thetas.shape[0]):
+        out[s] = _logp_grad(thetas[s], grad, block)
+    return out
+
+
+def logp_batch(thetas: np.ndarray, block: np.ndarray) -> np.ndarray:
+    """Log density at many unconstrained points, shape (n_points,)."""
+    return _logp_batch(np.ascontiguousarray(thetas, dtype=np.float64), block)
 
 
 def unconstrained_to_parameters(theta: np.ndarray, layout: Layout) -> ModelParameters:

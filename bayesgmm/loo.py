@@ -5,12 +5,14 @@ log-likelihood and escalates when ArviZ's Pareto-k diagnostic flags points:
 
 1. ``"psis"``: plain PSIS-LOO when every k-hat is below ArviZ's threshold
    (``min(1 - 1/log10(S), 0.7)``);
-2. ``"psis+mm"``: otherwise moment matching (``az.loo_moment_match``,
-   Paananen et al. 2021) on the unconstrained draws, using bayesgmm's
-   compiled log density; no refit needed;
-3. ``"kfold"``: when more than :data:`KFOLD_SHARE` of the points are still
-   flagged after moment matching, 10-fold cross-validation
-   (``az.loo_kfold``) with refits of the same model.
+2. ``"psis+mm"``: when at most :data:`KFOLD_SHARE` of the points are
+   flagged, moment matching (``az.loo_moment_match``, Paananen et al. 2021)
+   on the unconstrained draws, using bayesgmm's compiled log density; no
+   refit needed;
+3. ``"kfold"``: when more than :data:`KFOLD_SHARE` of the points are
+   flagged (before or after moment matching), 10-fold cross-validation
+   (``az.loo_kfold``) with refits of the same model (``compare_k`` allows it
+   only for fits that passed their convergence checks).
 
 The returned :class:`LooOutcome` says which estimate was used and how many
 points remain flagged, so no LOO number is shown without its caveat.
@@ -32,7 +34,7 @@ from bayesgmm.likelihood import pointwise_log_likelihood
 from bayesgmm.logdensity import (
     Layout,
     ModelParameters,
-    logp_and_grad,
+    logp_batch,
     pack_block,
     parameters_to_unconstrained,
     unconstrained_to_parameters,
@@ -141,8 +143,7 @@ class _Unconstrained:
 
     def log_prob(self, upars: xr.DataArray) -> xr.DataArray:
         values = upars.values
-        flat = values.reshape(-1, values.shape[-1])
-        out = np.array([logp_and_grad(vector, self.block)[0] for vector in flat])
+        out = logp_batch(values.reshape(-1, values.shape[-1]), self.block)
         return xr.DataArray(out.reshape(values.shape[:2]), dims=("chain", "draw"))
 
     def log_lik_i(self, upars: xr.DataArray, i: int) -> xr.DataArray:
@@ -205,6 +206,10 @@ def reliable_loo(fit, X: np.ndarray | None = None, *, allow_kfold: bool = True) 
     Returns
     -------
     LooOutcome
+        When many points are flagged and K-fold is not allowed, plain PSIS is
+        returned with its caveat: moment matching costs one pass over all
+        draws per flagged point and iteration, so it is kept for the case of
+        a few flagged points.
     """
     tree = fit.idata_
     if X is None:
@@ -214,15 +219,19 @@ def reliable_loo(fit, X: np.ndarray | None = None, *, allow_kfold: bool = True) 
     max_khat, n_high = _khat_counts(first, threshold)
     if n_high == 0:
         return LooOutcome(first, "psis", max_khat, 0, 0, threshold)
-    mapping = _Unconstrained(fit, X)
-    matched = _quiet(
-        az.loo_moment_match, tree, first, log_prob_upars_fn=mapping.log_prob,
-        log_lik_i_upars_fn=mapping.log_lik_i, upars=mapping.upars(tree.posterior.to_dataset()),
-        var_name="x", pointwise=True,
-    )
-    matched_max, matched_high = _khat_counts(matched, threshold)
-    if matched_high <= KFOLD_SHARE * X.shape[0] or not allow_kfold:
-        return LooOutcome(matched, "psis+mm", matched_max, matched_high, n_high, threshold)
+    many = n_high > KFOLD_SHARE * X.shape[0]
+    if not many:
+        mapping = _Unconstrained(fit, X)
+        matched = _quiet(
+            az.loo_moment_match, tree, first, log_prob_upars_fn=mapping.log_prob,
+            log_lik_i_upars_fn=mapping.log_lik_i,
+            upars=mapping.upars(tree.posterior.to_dataset()), var_name="x", pointwise=True,
+        )
+        matched_max, matched_high = _khat_counts(matched, threshold)
+        if matched_high <= KFOLD_SHARE * X.shape[0] or not allow_kfold:
+            return LooOutcome(matched, "psis+mm", matched_max, matched_high, n_high, threshold)
+    if not allow_kfold:
+        return LooOutcome(first, "psis", max_khat, n_high, n_high, threshold)
     kfold = _quiet(az.loo_kfold, tree, _RefitWrapper(fit, X), var_name="x", k=KFOLD_FOLDS,
                    pointwise=True)
     return LooOutcome(kfold, "kfold", float("nan"), 0, n_high, threshold)

@@ -16,11 +16,11 @@ import pandas as pd
 
 from bayesgmm import plots
 
-__all__ = ["data_summary", "parameter_table", "write_report"]
+__all__ = ["data_summary", "markdown_table", "parameter_table", "write_report"]
 
 _K_COLUMNS = ["elpd_loo", "se", "elpd_diff", "dse", "stacking_weight", "loo_method",
               "max_khat", "elpd_waic", "bic_lower_is_better", "icl_lower_is_better",
-              "p_occupied", "max_rhat", "divergences", "loo_caveat", "error"]
+              "p_occupied", "max_rhat", "divergences", "converged", "loo_caveat", "error"]
 
 
 def data_summary(frame: pd.DataFrame) -> pd.DataFrame:
@@ -69,7 +69,8 @@ def parameter_table(model, interval: float | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("parameter")
 
 
-def _markdown(frame: pd.DataFrame, digits: int = 3) -> str:
+def markdown_table(frame: pd.DataFrame, digits: int = 3) -> str:
+    """A DataFrame as a Markdown table with readable numbers."""
     def cell(value):
         if isinstance(value, (bool, np.bool_)):
             return "yes" if value else "no"
@@ -179,22 +180,22 @@ def write_report(out, model, frame: pd.DataFrame, *, selection=None, em_rows=Non
              "permuted.", "",
              "## Data", "",
              f"{len(frame)} rows, {frame.shape[1]} numeric column(s).", "",
-             _markdown(data_summary(frame)), ""]
+             markdown_table(data_summary(frame)), ""]
     if em_rows:
         lines += ["## EM fits (lower BIC/AIC/ICL is better)", "",
-                  _markdown(pd.DataFrame(em_rows).set_index("covariance")), ""]
+                  markdown_table(pd.DataFrame(em_rows).set_index("covariance")), ""]
     if selection is not None:
         shown = [c for c in _K_COLUMNS if c in selection.table.columns]
         lines += ["## Choosing K", "",
                   f"**Chosen K = {selection.best_k}** ({selection.rule}). elpd: higher is "
                   "better; BIC/ICL: lower is better; p_occupied: posterior probability that "
                   "exactly K components are occupied under a sparse overfitted mixture.", "",
-                  _markdown(selection.table[shown]), ""]
-    lines += ["## Parameters (data units)", "", _markdown(parameter_table(model)), "",
+                  markdown_table(selection.table[shown]), ""]
+    lines += ["## Parameters (data units)", "", markdown_table(parameter_table(model)), "",
               "## Diagnostics", "",
               "All checks passed." if diagnostics.ok else
               "**Some checks failed.** " + " ".join(diagnostics.remedies), "",
-              _markdown(diagnostics.table), "", "## Figures", ""]
+              markdown_table(diagnostics.table), "", "## Figures", ""]
     lines += _figure_lines(model, selection, out)
     path = out / "report.md"
     path.write_text("\n".join(lines))

@@ -18,10 +18,11 @@ elpd as in Vehtari, Gelman & Gabry 2017): the **smallest** K whose elpd is
 within ``se_rule`` (default 1) standard errors of the difference from the
 best elpd.  Differences smaller than their own noise are not evidence for the
 extra components, and the smaller model is easier to interpret.  Only fits
-that passed their convergence checks are eligible: the elpd of a chain that
-has not converged is not an estimate of anything (overfitted K often fail
-because their extra component wanders).  The rule falls back to every fit,
-and says so, when none passed.
+whose chains converged (relabelled R-hat and log-likelihood R-hat below 1.01,
+no chain in another mode) are eligible: the elpd of chains that disagree is
+not an estimate of anything (overfitted K often fail because their extra
+component wanders).  Divergences are reported but do not exclude a K.  The
+rule falls back to every fit, and says so, when none converged.
 """
 
 from __future__ import annotations
@@ -99,6 +100,20 @@ class KSelection:
         return f"<p><b>best_k = {self.best_k}</b>: {self.rule}</p>{self.table.to_html()}"
 
 
+_CONVERGENCE_GATES = ("rhat", "rhat_log_lik", "modes")
+
+
+def _converged(diagnostics) -> bool:
+    """Chains agree (R-hat of parameters and log-likelihood, one mode).
+
+    Divergences and ESS are reported but do not make a K ineligible: a few
+    divergences in thousands of draws rarely move an elpd, while chains that
+    disagree make it meaningless.
+    """
+    table = diagnostics.table
+    return bool(all(table.loc[gate, "ok"] for gate in _CONVERGENCE_GATES if gate in table.index))
+
+
 def _fit_one(values, names, k, settings, seed) -> dict[str, Any]:
     """Fit one K and compute everything its table row needs (runs in a worker)."""
     began = time.perf_counter()
@@ -108,7 +123,10 @@ def _fit_one(values, names, k, settings, seed) -> dict[str, Any]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             fit = BayesianGMM(k, **{**settings, "random_state": seed}).fit(frame)
-            outcome = reliable_loo(fit, values)
+            converged = _converged(fit.diagnostics_)
+            # K-fold costs 10 refits; it is not spent on a fit whose chains did
+            # not converge (that K is not eligible for best_k anyway).
+            outcome = reliable_loo(fit, values, allow_kfold=converged)
         log_lik = fit.idata_.log_likelihood["x"].values
         information = waic(log_lik.reshape(-1, log_lik.shape[-1]))
         em = GaussianMixtureEM(
@@ -134,6 +152,7 @@ def _fit_one(values, names, k, settings, seed) -> dict[str, Any]:
             icl_lower_is_better=em.icl(values),
             max_rhat=float(table.get("rhat", np.nan)),
             divergences=int(table.get("divergences", 0)),
+            converged=converged,
             diagnostics_ok=fit.diagnostics_.ok,
             error="",
         )
@@ -196,21 +215,21 @@ def _decide(table: pd.DataFrame, elpds: dict, se_rule: float) -> tuple[int | Non
     usable = table.dropna(subset=["elpd_loo"])
     if usable.empty:
         return None, "every K failed; see the error column"
-    eligible = usable[usable["diagnostics_ok"].astype(bool)]
+    eligible = usable[usable["converged"].astype(bool)]
     note = ""
     if eligible.empty:
         eligible = usable
-        note = " (no fit passed its convergence checks, so all were eligible; treat with care)"
+        note = " (no fit converged, so all were eligible; treat with care)"
     elif len(eligible) < len(usable):
         excluded = ", ".join(str(k) for k in usable.index.difference(eligible.index))
-        note = (f"; K={excluded} not eligible because their fits failed convergence checks "
-                "(their elpd is not trustworthy)")
+        note = (f"; K={excluded} not eligible because their chains did not converge "
+                "(R-hat or modes gate failed, so their elpd is not trustworthy)")
     best = int(eligible["elpd_loo"].idxmax())
     gaps = {k: eligible.loc[best, "elpd_loo"] - eligible.loc[k, "elpd_loo"] for k in eligible.index}
     errors = {k: _difference_se(elpds[best], elpds[k]) if k != best else 0.0
               for k in eligible.index}
     chosen = min(k for k in eligible.index if gaps[k] <= se_rule * errors[k])
-    among = " among the fits that converged" if len(eligible) < len(usable) else ""
+    among = " among the fits whose chains converged" if len(eligible) < len(usable) else ""
     rule = (f"smallest K with elpd within {se_rule:g} SE of the best: K={best} has the highest "
             f"elpd{among}; K={chosen} is {gaps[chosen]:.1f} below it (SE of the difference "
             f"{errors[chosen]:.1f}){note}")
@@ -259,7 +278,8 @@ def compare_k(
         ``bic_lower_is_better``, ``aic_lower_is_better``,
         ``icl_lower_is_better``, ``p_occupied`` (posterior probability that
         exactly K components are occupied), ``max_rhat``, ``divergences``,
-        ``diagnostics_ok``, ``seconds``, ``error``.
+        ``converged`` (eligible for ``best_k``), ``diagnostics_ok`` (every
+        gate, divergences and ESS included), ``seconds``, ``error``.
     """
     checked = check_X(X, n_components=1)
     ks = sorted({int(k) for k in ks})
