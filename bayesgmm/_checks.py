@@ -15,6 +15,7 @@ to drop the column.
 from __future__ import annotations
 
 import hashlib
+import numbers
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -25,6 +26,7 @@ __all__ = [
     "DataValidationError",
     "check_X",
     "check_n_components",
+    "check_number",
     "data_fingerprint",
 ]
 
@@ -257,6 +259,14 @@ def check_n_components(n_components: Any, n_samples: int | None = None) -> int:
             "n_components."
         )
     return int(n_components)
+
+
+def check_number(name: str, value: Any, *, low: float, integer: bool = False) -> None:
+    """Require a real number (or an integer) of at least ``low``; bools are refused."""
+    kind = numbers.Integral if integer else numbers.Real
+    if isinstance(value, bool) or not isinstance(value, kind) or value < low:
+        what = "an integer" if integer else "a number"
+        raise ValueError(f"{name} must be {what} >= {low}, got {value!r}.")
 
 
 def data_fingerprint(values: np.ndarray) -> str:

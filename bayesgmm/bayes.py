@@ -22,6 +22,7 @@ from sklearn.exceptions import ConvergenceWarning
 from bayesgmm._checks import (
     DataValidationError,
     check_n_components,
+    check_number,
     check_X,
     data_fingerprint,
 )
@@ -197,14 +198,9 @@ class BayesianGMM(BaseEstimator):
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}.")
         for name, low in (("draws", 1), ("chains", 1), ("advi_iterations", 1),
                           ("em_n_init", 1), ("tune", 0)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}.")
-        if self.cores is not None and (
-            isinstance(self.cores, bool) or not isinstance(self.cores, (int, np.integer))
-            or self.cores < 1
-        ):
-            raise ValueError(f"cores must be a positive integer or None, got {self.cores!r}.")
+            check_number(name, getattr(self, name), low=low, integer=True)
+        if self.cores is not None:
+            check_number("cores", self.cores, low=1, integer=True)
         if not 0.0 < float(self.target_accept) < 1.0:
             raise ValueError(
                 f"target_accept must lie in (0, 1), e.g. 0.9; got {self.target_accept!r}."

@@ -327,7 +327,7 @@ def test_new_dataframe_columns_are_matched_by_name():
 def test_bad_settings_fail_before_sampling():
     X = load_faithful()
     for settings, message in (({"target_accept": 95}, "target_accept must lie in"),
-                              ({"cores": 0}, "cores must be"),
+                              ({"cores": 0}, "cores must be an integer >= 1"),
                               ({"tune": -1}, "tune must be an integer")):
         with pytest.raises(ValueError, match=message):
             BayesianGMM(2, **settings).fit(X)

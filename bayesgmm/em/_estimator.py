@@ -12,7 +12,6 @@ rather than dominated (or ignored) by an absolute ``reg_covar``.
 from __future__ import annotations
 
 import math
-import numbers
 import warnings
 from typing import Any
 
@@ -21,7 +20,7 @@ from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from bayesgmm._checks import check_n_components, check_X
+from bayesgmm._checks import check_n_components, check_number, check_X
 from bayesgmm.em import _criteria
 from bayesgmm.em._algorithm import (
     DEFAULT_CHUNK_SIZE,
@@ -67,12 +66,6 @@ def standardization(values: np.ndarray, scale_mode: str) -> tuple[np.ndarray, np
     scale[scale == 0.0] = 1.0
     return centre, scale
 
-
-def _check_number(name, value, *, low, integer=False):
-    kind = numbers.Integral if integer else numbers.Real
-    if isinstance(value, bool) or not isinstance(value, kind) or value < low:
-        what = "an integer" if integer else "a number"
-        raise ValueError(f"{name} must be {what} >= {low}, got {value!r}.")
 
 
 class GaussianMixtureEM(DensityMixin, BaseEstimator):
@@ -174,11 +167,11 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
     def _check_parameters(self) -> None:
         check_n_components(self.n_components)
         get_family(self.covariance_type)
-        _check_number("tol", self.tol, low=0.0)
-        _check_number("reg_covar", self.reg_covar, low=0.0)
-        _check_number("max_iter", self.max_iter, low=0, integer=True)
-        _check_number("n_init", self.n_init, low=1, integer=True)
-        _check_number("chunk_size", self.chunk_size, low=1, integer=True)
+        check_number("tol", self.tol, low=0.0)
+        check_number("reg_covar", self.reg_covar, low=0.0)
+        check_number("max_iter", self.max_iter, low=0, integer=True)
+        check_number("n_init", self.n_init, low=1, integer=True)
+        check_number("chunk_size", self.chunk_size, low=1, integer=True)
         if self.init_params not in INIT_METHODS:
             raise ValueError(
                 f"init_params must be one of {INIT_METHODS}, got {self.init_params!r}."
@@ -425,7 +418,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
             scikit-learn.
         """
         check_is_fitted(self)
-        _check_number("n_samples", n_samples, low=1, integer=True)
+        check_number("n_samples", n_samples, low=1, integer=True)
         rng = as_generator(self.random_state)
         counts = rng.multinomial(n_samples, self.weights_)
         covariances = get_family(self.covariance_type).dense(
