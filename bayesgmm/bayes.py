@@ -48,12 +48,7 @@ from bayesgmm.membership import (
 from bayesgmm.model import COVARIANCE_TYPES, build_model, model_scale
 from bayesgmm.posterior import build_datatree, parameters_from_posterior, to_data_units
 from bayesgmm.priors import GMMPriors
-from bayesgmm.relabel import (
-    RELABEL_METHODS,
-    pivot_permutations,
-    relabel_parameters,
-    stephens_permutations,
-)
+from bayesgmm.relabel import RELABEL_METHODS, relabel_draws
 
 __all__ = ["BayesianGMM", "DiagnosticsWarning", "load"]
 
@@ -281,7 +276,10 @@ class BayesianGMM(BaseEstimator):
         em_start = to_data_units(start_parameters, centre, scale)
         draws = to_data_units(sample.parameters, centre, scale)
         chains, n_draws = draws.weights.shape[:2]
-        flat, relabelling = self._relabel(raw.values, flatten_draws(draws), em_start)
+        flat, result = relabel_draws(raw.values, flatten_draws(draws), em_start, self.relabel)
+        relabelling = {"method": result.method, "n_permuted": result.n_permuted,
+                       "n_draws": int(flat.weights.shape[0]), "n_iter": result.n_iter,
+                       "converged": bool(result.converged)}
         log_lik = pointwise_log_likelihood(raw.values, flat).reshape(chains, n_draws, -1)
         relabelled = ModelParameters(
             *(a.reshape((chains, n_draws) + a.shape[1:]) for a in flat)
@@ -321,20 +319,6 @@ class BayesianGMM(BaseEstimator):
         self.n_features_in_ = len(self.feature_names_in_)
         self._parameters = flat
         self.diagnostics_ = self.diagnose()
-
-    def _relabel(self, X, flat: ModelParameters, pivot_parameters: ModelParameters):
-        pivot = pivot_permutations(flat, pivot_parameters)
-        result = pivot
-        if self.relabel == "stephens" and self.n_components > 1:
-            result = stephens_permutations(X, flat, pivot.permutations)
-        info = {
-            "method": result.method,
-            "n_permuted": result.n_permuted,
-            "n_draws": int(flat.weights.shape[0]),
-            "n_iter": result.n_iter,
-            "converged": bool(result.converged),
-        }
-        return relabel_parameters(flat, result.permutations), info
 
     def _provenance(self, priors: GMMPriors, values, elapsed: float) -> dict[str, Any]:
         try:
@@ -457,7 +441,7 @@ class BayesianGMM(BaseEstimator):
     # ------------------------------------------------------------ density
     def score_samples(self, X) -> np.ndarray:
         """Posterior-predictive log density of every point (log-mean-exp over draws)."""
-        return predictive_density(self._new_data(X), self._parameters, self.interval).log_density
+        return predictive_density(self._new_data(X), self._parameters, interval=None).log_density
 
     def anomaly_scores(self, X) -> xr.Dataset:
         """Anomaly score ``-log p(x | data)`` with an interval over draws.

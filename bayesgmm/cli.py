@@ -97,14 +97,10 @@ def _print_frame(console, frame: pd.DataFrame, title: str, digits: int = 3) -> N
     table.add_column(frame.index.name or "")
     for column in frame.columns:
         table.add_column(str(column), justify="right")
+    from bayesgmm.report import format_value
+
     for index, row in frame.iterrows():
-        cells = []
-        for value in row:
-            if isinstance(value, float):
-                cells.append(f"{value:.1f}" if abs(value) >= 100 else f"{value:.{digits}g}")
-            else:
-                cells.append(str(value))
-        table.add_row(str(index), *cells)
+        table.add_row(str(index), *(format_value(value, digits) for value in row))
     console.print(table)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+from scipy.special import logsumexp
 
 from bayesgmm.likelihood import DEFAULT_BUDGET, iter_obs_chunks, log_responsibilities
 from bayesgmm.logdensity import ModelParameters
@@ -33,7 +34,7 @@ class DensityArrays(NamedTuple):
 def predictive_density(
     X: np.ndarray,
     parameters: ModelParameters,
-    interval: float = 0.94,
+    interval: float | None = 0.94,
     budget: int = DEFAULT_BUDGET,
 ) -> DensityArrays:
     """Log-mean-exp of the mixture density over draws, streamed over points.
@@ -43,8 +44,9 @@ def predictive_density(
     X : ndarray of shape (n_obs, n_features)
     parameters : ModelParameters
         Draws flattened to one leading axis.
-    interval : float
-        Mass of the equal-tailed band.
+    interval : float or None
+        Mass of the equal-tailed band; None skips the band (``lower`` and
+        ``upper`` are then None), which saves a quantile per point.
     budget : int
 
     Returns
@@ -54,11 +56,14 @@ def predictive_density(
     """
     n_draws = parameters.weights.shape[0]
     n_obs = X.shape[0]
-    log_density, lower, upper = (np.empty(n_obs) for _ in range(3))
-    tails = [(1.0 - interval) / 2.0, (1.0 + interval) / 2.0]
+    log_density = np.empty(n_obs)
+    lower = upper = None
+    if interval is not None:
+        lower, upper = np.empty(n_obs), np.empty(n_obs)
+        tails = [(1.0 - interval) / 2.0, (1.0 + interval) / 2.0]
     for rows, joint in iter_obs_chunks(X, parameters, budget):
         per_draw = log_responsibilities(joint)[0]
-        top = per_draw.max(axis=0)
-        log_density[rows] = top + np.log(np.exp(per_draw - top).sum(axis=0)) - np.log(n_draws)
-        lower[rows], upper[rows] = np.quantile(per_draw, tails, axis=0)
+        log_density[rows] = logsumexp(per_draw, axis=0) - np.log(n_draws)
+        if interval is not None:
+            lower[rows], upper[rows] = np.quantile(per_draw, tails, axis=0)
     return DensityArrays(log_density, lower, upper)

@@ -98,17 +98,9 @@ def _nuts_nutpie(block, start, layout, settings, rng) -> PosteriorSample:
     )
     elapsed = time.perf_counter() - began
     theta = trace.posterior[THETA].values
-    stats = trace.sample_stats.to_dataset()
-    keep = [
-        name for name in ("diverging", "energy", "logp", "step_size", "depth",
-                          "n_steps", "mean_tree_accept", "maxdepth_reached")
-        if name in stats
-    ]
-    renames = {"logp": "lp", "depth": "tree_depth", "mean_tree_accept": "acceptance_rate"}
-    stats = stats[keep].rename(renames)
-    stats = stats.assign(diverging=stats["diverging"].astype(bool))
     return PosteriorSample(
-        unconstrained_to_parameters(theta, layout), _plain(stats), {}, elapsed
+        unconstrained_to_parameters(theta, layout),
+        _nuts_stats(trace.sample_stats.to_dataset()), {}, elapsed,
     )
 
 
@@ -160,12 +152,9 @@ def _nuts_pymc(model, start, layout, settings, rng) -> PosteriorSample:
         model=model,
     )
     elapsed = time.perf_counter() - began
-    stats = trace.sample_stats.to_dataset()
-    keep = [n for n in ("diverging", "energy", "lp", "step_size", "tree_depth",
-                        "n_steps", "acceptance_rate") if n in stats]
     return PosteriorSample(
         _parameters_from_pymc(trace.posterior.to_dataset(), layout),
-        _plain(stats[keep]),
+        _nuts_stats(trace.sample_stats.to_dataset()),
         {},
         elapsed,
     )
@@ -194,11 +183,19 @@ def _advi_own(block, start, layout, settings, rng) -> PosteriorSample:
     )
 
 
-def _plain(dataset: xr.Dataset) -> xr.Dataset:
-    """Drop attributes and non-(chain, draw) coordinates a sampler attached."""
-    return xr.Dataset(
-        {name: (("chain", "draw"), np.asarray(var.values)) for name, var in dataset.items()}
-    )
+# nutpie's names -> PyMC/ArviZ names, so both engines report the same statistics.
+_NUTS_STAT_NAMES = {"logp": "lp", "depth": "tree_depth", "mean_tree_accept": "acceptance_rate"}
+_NUTS_STATS = ("diverging", "energy", "lp", "step_size", "tree_depth", "n_steps",
+               "acceptance_rate", "maxdepth_reached")
+
+
+def _nuts_stats(dataset: xr.Dataset) -> xr.Dataset:
+    """Per-draw NUTS statistics under common names, as plain (chain, draw) arrays."""
+    dataset = dataset.rename({k: v for k, v in _NUTS_STAT_NAMES.items() if k in dataset})
+    variables = {name: (("chain", "draw"), np.asarray(dataset[name].values))
+                 for name in _NUTS_STATS if name in dataset}
+    variables["diverging"] = (("chain", "draw"), variables["diverging"][1].astype(bool))
+    return xr.Dataset(variables)
 
 
 def sample_posterior(

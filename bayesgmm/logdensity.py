@@ -527,27 +527,29 @@ def unconstrained_to_parameters(theta: np.ndarray, layout: Layout) -> ModelParam
 
 
 def parameters_to_unconstrained(parameters: ModelParameters, layout: Layout) -> np.ndarray:
-    """PyMC's forward transforms: one unconstrained vector per parameter set.
+    """PyMC's forward transforms, batched over leading axes.
 
     Parameters
     ----------
     parameters : ModelParameters
-        Unbatched (single parameter set).
+        One parameter set, or a batch with the same leading axes everywhere.
     layout : Layout
 
     Returns
     -------
-    ndarray of shape (layout.size,)
+    ndarray of shape (..., layout.size)
     """
+    batch = np.shape(parameters.weights)[:-1]
     pieces = []
     if layout.n_components > 1:
         log_weights = np.log(parameters.weights)
-        pieces.append((log_weights - log_weights.mean())[:-1])
-    pieces.append(np.ravel(parameters.means))
-    pieces.append(np.log(np.ravel(parameters.scales)))
+        centred = log_weights - log_weights.mean(axis=-1, keepdims=True)
+        pieces.append(centred[..., :-1])
+    pieces.append(np.reshape(parameters.means, batch + (-1,)))
+    pieces.append(np.log(np.reshape(parameters.scales, batch + (-1,))))
     if layout.n_triangle:
         chol = parameters.correlation_cholesky
         unit_diagonal = chol / np.diagonal(chol, axis1=-2, axis2=-1)[..., :, None]
         rows, cols = spiral_indices(layout.n_features)
-        pieces.append(unit_diagonal[:, rows, cols].ravel())
-    return np.concatenate(pieces)
+        pieces.append(np.reshape(unit_diagonal[..., rows, cols], batch + (-1,)))
+    return np.concatenate(pieces, axis=-1)

@@ -33,7 +33,6 @@ from scipy.special import logsumexp
 from bayesgmm.likelihood import pointwise_log_likelihood
 from bayesgmm.logdensity import (
     Layout,
-    ModelParameters,
     logp_batch,
     pack_block,
     parameters_to_unconstrained,
@@ -135,10 +134,7 @@ class _Unconstrained:
     def upars(self, posterior: xr.Dataset) -> xr.DataArray:
         chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
         flat = to_model_units(parameters_from_posterior(posterior), self.centre, self.scale)
-        vectors = np.stack(
-            [parameters_to_unconstrained(ModelParameters(*(a[s] for a in flat)), self.layout)
-             for s in range(chains * draws)]
-        )
+        vectors = parameters_to_unconstrained(flat, self.layout)
         return xr.DataArray(vectors.reshape(chains, draws, -1), dims=("chain", "draw", "upar"))
 
     def log_prob(self, upars: xr.DataArray) -> xr.DataArray:

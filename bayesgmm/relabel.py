@@ -37,6 +37,7 @@ __all__ = [
     "pivot_permutations",
     "stephens_permutations",
     "relabel_parameters",
+    "relabel_draws",
 ]
 
 RELABEL_METHODS = ("pivot", "stephens")
@@ -175,21 +176,47 @@ def stephens_permutations(
     n_draws, n_components = perms.shape
     tiny = np.finfo(np.float64).tiny
     for iteration in range(1, max_iter + 1):
-        mean_resp = np.concatenate([
-            apply_permutations(np.exp(log_responsibilities(joint)[1]).swapaxes(1, 2),
-                               perms).mean(axis=0).T
-            for _, joint in iter_obs_chunks(X, parameters, budget)
-        ])
-        log_q = np.log(np.maximum(mean_resp, tiny))
+        # Q[i] depends only on point i, so Q and the costs it implies come out
+        # of the same pass over the data: one evaluation of the
+        # responsibilities per iteration.
         costs = np.zeros((n_draws, n_components, n_components))
-        for rows, joint in iter_obs_chunks(X, parameters, budget):
+        for _, joint in iter_obs_chunks(X, parameters, budget):
             resp = np.exp(log_responsibilities(joint)[1])
-            costs -= np.einsum("sij,ik->sjk", resp, log_q[rows])
+            mean_resp = apply_permutations(resp.swapaxes(1, 2), perms).mean(axis=0).T
+            costs -= np.einsum("sij,ik->sjk", resp, np.log(np.maximum(mean_resp, tiny)))
         new_perms = hungarian_permutations(costs)
         if np.array_equal(new_perms, perms):
             return _result(perms, iteration, True, "stephens")
         perms = new_perms
     return _result(perms, max_iter, False, "stephens")
+
+
+def relabel_draws(
+    X: np.ndarray, parameters: ModelParameters, pivot: ModelParameters, method: str = "stephens"
+) -> tuple[ModelParameters, Relabelling]:
+    """Relabel draws: pivot + Hungarian, then (``"stephens"``) Stephens' KL algorithm.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_obs, n_features)
+        Data whose responsibilities Stephens' algorithm uses.
+    parameters : ModelParameters
+        Draws flattened to one leading axis.
+    pivot : ModelParameters
+        One parameter set giving the target labelling (the EM solution).
+    method : {"stephens", "pivot"}
+
+    Returns
+    -------
+    relabelled : ModelParameters
+    result : Relabelling
+    """
+    if method not in RELABEL_METHODS:
+        raise ValueError(f"relabel must be one of {RELABEL_METHODS}, got {method!r}.")
+    result = pivot_permutations(parameters, pivot)
+    if method == "stephens" and parameters.weights.shape[-1] > 1:
+        result = stephens_permutations(X, parameters, result.permutations)
+    return relabel_parameters(parameters, result.permutations), result
 
 
 def _result(perms, n_iter, converged, method) -> Relabelling:

@@ -16,7 +16,7 @@ import pandas as pd
 
 from bayesgmm import plots
 
-__all__ = ["data_summary", "markdown_table", "parameter_table", "write_report"]
+__all__ = ["data_summary", "format_value", "markdown_table", "parameter_table", "write_report"]
 
 _K_COLUMNS = ["elpd_loo", "se", "elpd_diff", "dse", "stacking_weight", "loo_method",
               "max_khat", "elpd_waic", "bic_lower_is_better", "icl_lower_is_better",
@@ -69,18 +69,23 @@ def parameter_table(model, interval: float | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("parameter")
 
 
+def format_value(value, digits: int = 3) -> str:
+    """One table cell: yes/no, whole numbers as ints, large numbers to 0.1, else 3 digits."""
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, (float, np.floating)):
+        if np.isnan(value):
+            return ""
+        if float(value).is_integer() and abs(value) < 1e6:
+            return str(int(value))
+        return f"{value:.1f}" if abs(value) >= 100 else f"{value:.{digits}g}"
+    return str(value)
+
+
 def markdown_table(frame: pd.DataFrame, digits: int = 3) -> str:
     """A DataFrame as a Markdown table with readable numbers."""
     def cell(value):
-        if isinstance(value, (bool, np.bool_)):
-            return "yes" if value else "no"
-        if isinstance(value, (float, np.floating)):
-            if np.isnan(value):
-                return ""
-            if float(value).is_integer() and abs(value) < 1e6:
-                return str(int(value))
-            return f"{value:.1f}" if abs(value) >= 100 else f"{value:.{digits}g}"
-        return str(value)
+        return format_value(value, digits)
 
     header = "| " + " | ".join([frame.index.name or ""] + list(map(str, frame.columns))) + " |"
     lines = [header, "|" + "---|" * (len(frame.columns) + 1)]

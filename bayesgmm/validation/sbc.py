@@ -160,8 +160,8 @@ def simulation_ranks(config: SBCConfig, seed: int) -> dict:
 
     from bayesgmm.bayes import BayesianGMM
     from bayesgmm.em import GaussianMixtureEM
-    from bayesgmm.likelihood import flatten_draws
     from bayesgmm.logdensity import ModelParameters
+    from bayesgmm.posterior import parameters_from_posterior
 
     rng = np.random.default_rng(seed)
     truth, X = simulate_prior(config, rng)
@@ -182,11 +182,8 @@ def simulation_ranks(config: SBCConfig, seed: int) -> dict:
     seconds = time.perf_counter() - began
     posterior = fit.idata_.posterior
     chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
-    parameters = ModelParameters(
-        posterior["weights"].values, posterior["means"].values, posterior["scales"].values,
-        np.linalg.cholesky(posterior["correlations"].values),
-    )
-    draws_quantities = _ordered_quantities(flatten_draws(parameters), X, config.n_features)
+    flat = parameters_from_posterior(posterior.to_dataset())
+    draws_quantities = _ordered_quantities(flat, X, config.n_features)
     true_quantities = _ordered_quantities(
         ModelParameters(*(np.asarray(a)[None] for a in truth)), X, config.n_features
     )
