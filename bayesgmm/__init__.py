@@ -11,15 +11,10 @@ GaussianMixtureEM`` stays fast.
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import PackageNotFoundError, version
 
 from bayesgmm import datasets
+from bayesgmm._version import __version__
 from bayesgmm.em import GaussianMixtureEM
-
-try:
-    __version__ = version("bayesgmm")
-except PackageNotFoundError:  # running from a source tree without install
-    __version__ = "0.0.0"
 
 _LAZY = {
     "BayesianGMM": "bayesgmm.bayes",

@@ -23,11 +23,13 @@ import pandas as pd
 
 __all__ = [
     "CheckedData",
+    "as_generator",
     "DataValidationError",
     "check_X",
     "check_n_components",
     "check_number",
     "data_fingerprint",
+    "match_features",
 ]
 
 _MAX_ROWS_SHOWN = 5
@@ -47,13 +49,10 @@ class CheckedData(NamedTuple):
         callers may modify it).
     feature_names : list of str
         DataFrame column names, or ``x0, x1, ...`` for arrays.
-    from_frame : bool
-        Whether the names came from a DataFrame.
     """
 
     values: np.ndarray
     feature_names: list[str]
-    from_frame: bool
 
 
 def _rows_text(row_labels: np.ndarray) -> str:
@@ -179,8 +178,7 @@ def check_X(
     Returns
     -------
     CheckedData
-        ``values`` (float64, C-contiguous), ``feature_names`` and
-        ``from_frame``.
+        ``values`` (float64, C-contiguous) and ``feature_names``.
 
     Raises
     ------
@@ -224,7 +222,37 @@ def check_X(
         check_n_components(n_components, n_rows)
     if reject_constant:
         _check_constant(values, names)
-    return CheckedData(values, names, from_frame)
+    return CheckedData(values, names)
+
+
+def match_features(X: Any, feature_names) -> np.ndarray:
+    """Check new data against a fitted model's features.
+
+    DataFrame columns are matched to ``feature_names`` by name (extra columns
+    are ignored, order does not matter); arrays must have as many columns.
+    Constant columns are allowed: they are harmless in prediction.
+
+    Parameters
+    ----------
+    X : array-like or DataFrame of shape (n_samples, n_features)
+    feature_names : sequence of str
+        The names the model was fitted on.
+
+    Returns
+    -------
+    ndarray of shape (n_samples, len(feature_names))
+    """
+    names = [str(name) for name in feature_names]
+    if isinstance(X, pd.DataFrame):
+        columns = X.columns.astype(str)
+        missing = [name for name in names if name not in columns]
+        if missing:
+            raise DataValidationError(
+                f"X has no column '{missing[0]}', which the model was fitted on (needs: "
+                f"{', '.join(names)}); pass those columns."
+            )
+        X = X.set_axis(columns, axis=1)[names]
+    return check_X(X, n_features=len(names), reject_constant=False).values
 
 
 def check_n_components(n_components: Any, n_samples: int | None = None) -> int:
@@ -274,3 +302,10 @@ def data_fingerprint(values: np.ndarray) -> str:
     digest = hashlib.sha256(np.ascontiguousarray(values, dtype=np.float64).tobytes())
     digest.update(str(values.shape).encode())
     return digest.hexdigest()
+
+
+def as_generator(random_state: Any) -> np.random.Generator:
+    """One ``np.random.Generator`` from ``None``, an int, a Generator or a RandomState."""
+    if isinstance(random_state, np.random.RandomState):
+        return np.random.default_rng(random_state.randint(2**32 - 1, dtype=np.int64))
+    return np.random.default_rng(random_state)

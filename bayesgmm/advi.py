@@ -5,8 +5,8 @@ approximations ``q(theta) = N(m, L L^T)`` in the unconstrained space
 (Kucukelbir et al. 2017), fitted by stochastic gradient ascent on the ELBO
 with the reparameterisation trick and Adam.  The whole optimisation runs in
 one numba function that calls the same log density as NUTS
-(:mod:`bayesgmm.logdensity`); all random numbers are drawn beforehand from
-the caller's ``numpy.random.Generator``, so results are reproducible.
+(:func:`bayesgmm._kernel.logp_grad`); all random numbers are drawn beforehand
+from the caller's ``numpy.random.Generator``, so results are reproducible.
 
 The optimisation starts at the EM solution with a small spread, so the
 approximation stays in the EM labelling.  The diagonal of ``L`` is stored on
@@ -21,7 +21,7 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
-from bayesgmm.logdensity import _logp_grad
+from bayesgmm._kernel import logp_grad
 
 __all__ = ["ADVIResult", "fit_advi", "ADVI_METHODS"]
 
@@ -100,7 +100,7 @@ def _optimise_block(state, adam, first_iteration, block, noise, fullrank, learni
                     for j in range(i):
                         acc += lower[i, j] * eps[j]
                 theta[i] = acc
-            logp = _logp_grad(theta, grad, block)
+            logp = logp_grad(theta, grad, block)
             if not np.isfinite(logp):
                 finite = False
                 break
@@ -156,7 +156,7 @@ def fit_advi(
     start : ndarray of shape (n_unconstrained,)
         Initial mean (the EM solution).
     block : ndarray
-        From :func:`bayesgmm.logdensity.pack_block`.
+        From :func:`bayesgmm._kernel.pack_block`.
     rng : numpy.random.Generator
     method : {"advi", "fullrank_advi"}
     n_iter : int

@@ -1,85 +1,69 @@
 """``BayesianGMM``: the Bayesian mixture as a thin class over the pipeline.
 
-``fit`` runs the data path of ARCHITECTURE.md: checks -> EM start ->
-inference (NUTS or ADVI) -> relabelling -> pointwise log-likelihood ->
-DataTree -> diagnostics.  Every step is a function in its own module; this
-class only wires them together and keeps the result in ``idata_``.
+``fit`` is the composition of the steps in :mod:`bayesgmm.fitting`:
+prepare the problem (checks, model scale, EM start) -> sample (NUTS or ADVI)
+-> relabel -> assemble the DataTree -> set the fitted state.  This class only
+wires them together and keeps the result in ``idata_``.
 """
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import warnings
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import xarray as xr
 from sklearn.base import BaseEstimator
-from sklearn.exceptions import ConvergenceWarning
 
 from bayesgmm._checks import (
-    DataValidationError,
+    as_generator,
     check_n_components,
     check_number,
-    check_X,
     data_fingerprint,
+    match_features,
 )
+from bayesgmm._version import __version__
 from bayesgmm.density import predictive_density
 from bayesgmm.diagnostics import Diagnostics, diagnose_advi, diagnose_nuts
-from bayesgmm.em import GaussianMixtureEM, as_generator
-from bayesgmm.inference import ENGINES, METHODS, SamplerSettings, sample_posterior
-from bayesgmm.io import ModelFileError, load_datatree, save_datatree
-from bayesgmm.likelihood import flatten_draws, pointwise_log_likelihood
-from bayesgmm.logdensity import (
-    Layout,
-    ModelParameters,
-    logp_and_grad,
-    pack_block,
-    parameters_to_unconstrained,
+from bayesgmm.fitting import (
+    Problem,
+    assemble_datatree,
+    prepare_problem,
+    relabel_sample,
+    sample_problem,
 )
+from bayesgmm.inference import ENGINES, METHODS, SamplerSettings
+from bayesgmm.io import ModelFileError, load_datatree, save_datatree
 from bayesgmm.membership import (
     coclustering_matrix,
     mean_membership,
     membership_arrays,
     occupied_component_counts,
 )
-from bayesgmm.model import COVARIANCE_TYPES, build_model, model_scale
-from bayesgmm.posterior import build_datatree, parameters_from_posterior, to_data_units
+from bayesgmm.parameters import ModelParameters, flatten_draws, unflatten_draws
+from bayesgmm.posterior import OBSERVED, parameters_from_posterior
 from bayesgmm.priors import GMMPriors
-from bayesgmm.relabel import RELABEL_METHODS, relabel_draws
+from bayesgmm.relabel import RELABEL_METHODS, RelabellingSummary
+from bayesgmm.scaling import COVARIANCE_TYPES
 
-__all__ = ["BayesianGMM", "DiagnosticsWarning", "load"]
-
-_MIN_WEIGHT = 1e-6
-
+__all__ = ["BayesianGMM", "DiagnosticsWarning", "diagnostics_reported", "load"]
 
 class DiagnosticsWarning(UserWarning):
     """A fitted model failed a convergence gate; see ``BayesianGMM.diagnose()``."""
 
 
-def _em_start(values, n_components, covariance_type, n_init, seed) -> ModelParameters:
-    """EM solution on the model's scale as ModelParameters (weights kept > 0)."""
-    em = GaussianMixtureEM(
-        n_components, covariance_type=covariance_type, n_init=n_init, tol=1e-6,
-        max_iter=1000, random_state=seed,
-    )
+@contextmanager
+def diagnostics_reported():
+    """Silence :class:`DiagnosticsWarning`, for callers that show ``diagnostics_`` themselves.
+
+    Only this warning: every other one still reaches the user.
+    """
     with warnings.catch_warnings():
-        # A not-quite-converged EM is still a good starting point.
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        em.fit(values)
-    n_features = values.shape[1]
-    covariances = em.covariances_
-    if covariance_type == "diag":
-        scales = np.sqrt(covariances)
-        chol = np.broadcast_to(np.eye(n_features), (n_components, n_features, n_features))
-    else:
-        scales = np.sqrt(np.diagonal(covariances, axis1=1, axis2=2))
-        correlations = covariances / (scales[:, :, None] * scales[:, None, :])
-        chol = np.linalg.cholesky(correlations)
-    weights = np.maximum(em.weights_, _MIN_WEIGHT)
-    return ModelParameters(weights / weights.sum(), em.means_, scales, np.array(chol))
+        warnings.filterwarnings("ignore", category=DiagnosticsWarning)
+        yield
 
 
 class BayesianGMM(BaseEstimator):
@@ -94,9 +78,9 @@ class BayesianGMM(BaseEstimator):
     method : {"nuts", "advi", "fullrank_advi"}, default="nuts"
     engine : {"nutpie", "pymc"}, default="nutpie"
         ``"nutpie"`` uses bayesgmm's compiled density (nutpie's NUTS, or
-        bayesgmm's ADVI); ``"pymc"`` uses the PyMC model with ``pm.sample`` or
-        ``pm.fit``.  See ``reports/benchmarks/bayes.md`` for the timings
-        behind the default.
+        bayesgmm's ADVI); ``"pymc"`` samples the PyMC model with ``pm.sample``
+        (NUTS only: ADVI runs on the compiled density).  See
+        ``reports/benchmarks/bayes.md`` for the timings behind the default.
     draws, tune, chains : int
         NUTS settings (ADVI uses ``draws`` for the number of draws from the
         approximation).
@@ -120,8 +104,8 @@ class BayesianGMM(BaseEstimator):
         ``posterior`` (relabelled, data units), ``sample_stats``,
         ``log_likelihood``, ``observed_data``; root attributes hold the
         settings, priors (JSON), data SHA-256 and version.
-    relabelling_ : dict
-        Method, iterations and the number of permuted draws.
+    relabelling_ : RelabellingSummary
+        Method, iterations, the number of draws and of permuted draws.
     priors_ : GMMPriors
         The priors used (``GMMPriors()`` when ``priors`` was None).
     em_start_ : ModelParameters
@@ -227,7 +211,7 @@ class BayesianGMM(BaseEstimator):
 
     # ------------------------------------------------------------ fitting
     def fit(self, X, y=None) -> BayesianGMM:
-        """Fit the posterior.
+        """Fit the posterior: prepare, sample, relabel, assemble (see :mod:`bayesgmm.fitting`).
 
         Parameters
         ----------
@@ -239,68 +223,18 @@ class BayesianGMM(BaseEstimator):
         self : BayesianGMM
         """
         priors = self._check_settings()
-        stored_params = self._stored_params()
-        raw = check_X(X, n_components=self.n_components)
-        names = raw.feature_names
-        values, centre, scale, resolved = model_scale(raw.values, priors, self.n_components)
         rng = as_generator(self.random_state)
-        layout = Layout(self.n_components, values.shape[1], self.covariance_type)
-        start_parameters = _em_start(
-            values, self.n_components, self.covariance_type, self.em_n_init,
-            int(rng.integers(2**31 - 1)),
+        problem = prepare_problem(
+            X, n_components=self.n_components, covariance_type=self.covariance_type,
+            priors=priors, em_n_init=self.em_n_init, rng=rng,
         )
-        block = pack_block(values, resolved, self.n_components, self.covariance_type)
-        # A 1e-6 nudge in the unconstrained space, invisible at the posterior's
-        # scale: nutpie rejects a start whose gradient has an exact zero (e.g.
-        # a correlation of exactly 0 in a component no point belongs to).
-        start = parameters_to_unconstrained(start_parameters, layout)
-        start = start + 1e-6 * rng.standard_normal(start.shape)
-        start_logp, start_grad = logp_and_grad(start, block)
-        if not (np.isfinite(start_logp) and np.all(np.isfinite(start_grad))):
-            raise ValueError(
-                "The EM starting point has a non-finite posterior density: the data cannot "
-                f"support {self.n_components} components (too few distinct points, or "
-                "duplicated rows). Use fewer components or remove duplicated rows."
-            )
-        sample = sample_posterior(
-            self._settings(),
-            block=block,
-            start=start,
-            layout=layout,
-            model_factory=lambda: build_model(
-                pd.DataFrame(raw.values, columns=names), self.n_components, priors,
-                self.covariance_type,
-            ),
-            rng=rng,
-        )
-        em_start = to_data_units(start_parameters, centre, scale)
-        draws = to_data_units(sample.parameters, centre, scale)
-        chains, n_draws = draws.weights.shape[:2]
-        flat, result = relabel_draws(raw.values, flatten_draws(draws), em_start, self.relabel)
-        relabelling = {"method": result.method, "n_permuted": result.n_permuted,
-                       "n_draws": int(flat.weights.shape[0]), "n_iter": result.n_iter,
-                       "converged": bool(result.converged)}
-        log_lik = pointwise_log_likelihood(raw.values, flat).reshape(chains, n_draws, -1)
-        relabelled = ModelParameters(
-            *(a.reshape((chains, n_draws) + a.shape[1:]) for a in flat)
-        )
-        attrs = {
-            **self._provenance(priors, raw.values, sample.elapsed),
-            "params": stored_params,
-            "relabelling": json.dumps(relabelling),
-        }
-        tree = build_datatree(
-            relabelled,
-            sample_stats=sample.sample_stats,
-            log_likelihood=log_lik,
-            observed=raw.values,
-            feature_names=names,
-            attrs=attrs,
-            extra_groups=sample.extra_groups,
-        )
+        sample = sample_problem(problem, self._settings(), rng)
+        relabelled, relabelling = relabel_sample(problem, sample, self.relabel)
+        attrs = {**self._provenance(problem, sample.elapsed), "relabelling": relabelling.to_json()}
+        tree = assemble_datatree(problem, relabelled, sample, attrs)
         # Fitted attributes are set together, only once everything succeeded.
-        self._set_fitted(tree, flat, priors)
-        self.em_start_ = em_start
+        self._set_fitted(tree, flatten_draws(relabelled), priors, relabelling)
+        self.em_start_ = problem.em_start
         if not self.diagnostics_.ok:
             warnings.warn(
                 "The posterior failed some convergence checks: "
@@ -311,31 +245,29 @@ class BayesianGMM(BaseEstimator):
             )
         return self
 
-    def _set_fitted(self, tree: xr.DataTree, flat: ModelParameters, priors: GMMPriors) -> None:
+    def _set_fitted(self, tree: xr.DataTree, flat: ModelParameters, priors: GMMPriors,
+                    relabelling: RelabellingSummary) -> None:
         self.idata_ = tree
         self.priors_ = priors
-        self.relabelling_ = json.loads(str(tree.attrs["relabelling"]))
+        self.relabelling_ = relabelling
         self.feature_names_in_ = np.asarray(tree.posterior["feature"].values).astype(str)
         self.n_features_in_ = len(self.feature_names_in_)
         self._parameters = flat
         self.diagnostics_ = self.diagnose()
 
-    def _provenance(self, priors: GMMPriors, values, elapsed: float) -> dict[str, Any]:
-        try:
-            version = importlib.metadata.version("bayesgmm")
-        except importlib.metadata.PackageNotFoundError:
-            version = "unknown"
+    def _provenance(self, problem: Problem, elapsed: float) -> dict[str, Any]:
         return {
-            "bayesgmm_version": version,
-            "priors": priors.to_json(),
+            "bayesgmm_version": __version__,
+            "priors": problem.priors.to_json(),
             "n_components": int(self.n_components),
             "covariance_type": self.covariance_type,
             "method": self.method,
             "engine": self.engine,
             "random_state": repr(self.random_state) if not isinstance(
                 self.random_state, (int, np.integer)) else int(self.random_state),
-            "data_sha256": data_fingerprint(values),
+            "data_sha256": data_fingerprint(problem.data.values),
             "sampling_seconds": float(elapsed),
+            "params": self._stored_params(),
         }
 
     # ------------------------------------------------------------ fitted state
@@ -348,15 +280,7 @@ class BayesianGMM(BaseEstimator):
     def _new_data(self, X) -> np.ndarray:
         """Checked new data, with DataFrame columns matched to the fitted features by name."""
         self._check_fitted()
-        if isinstance(X, pd.DataFrame):
-            missing = [name for name in self.feature_names_in_ if name not in X.columns.astype(str)]
-            if missing:
-                raise DataValidationError(
-                    f"X has no column '{missing[0]}', which the model was fitted on (needs: "
-                    f"{', '.join(self.feature_names_in_)}); pass those columns."
-                )
-            X = X.set_axis(X.columns.astype(str), axis=1)[list(self.feature_names_in_)]
-        return check_X(X, n_features=self.n_features_in_, reject_constant=False).values
+        return match_features(X, self.feature_names_in_)
 
     # ------------------------------------------------------------ membership
     def membership_summary(self, X) -> xr.Dataset:
@@ -429,7 +353,7 @@ class BayesianGMM(BaseEstimator):
             ``1 .. n_components``.
         """
         self._check_fitted()
-        values = (self.idata_.observed_data["x"].values if X is None else self._new_data(X))
+        values = (self.idata_.observed_data[OBSERVED].values if X is None else self._new_data(X))
         counts = occupied_component_counts(values, self._parameters, as_generator(random_state))
         frequencies = np.bincount(counts, minlength=self.n_components + 1)[1:]
         return pd.Series(
@@ -479,11 +403,11 @@ class BayesianGMM(BaseEstimator):
         """Convergence diagnostics on the relabelled draws (see :mod:`bayesgmm.diagnostics`)."""
         self._check_fitted()
         tree = self.idata_
-        total = tree.log_likelihood["x"].values.sum(axis=-1)
+        total = tree.log_likelihood[OBSERVED].values.sum(axis=-1)
         if tree.attrs["method"] == "nuts":
             return diagnose_nuts(
-                tree.posterior.to_dataset(), tree.sample_stats.to_dataset(), total,
-                tree.attrs["covariance_type"],
+                unflatten_draws(self._parameters, total.shape[0]),
+                tree.sample_stats.to_dataset(), total, tree.attrs["covariance_type"],
             )
         stats = tree.sample_stats.to_dataset()
         log_ratio = (stats["lp"] - stats["log_q"]).values.ravel()
@@ -511,10 +435,11 @@ class BayesianGMM(BaseEstimator):
                 params["priors"] = GMMPriors.from_dict(params["priors"])
             priors = GMMPriors.from_json(str(tree.attrs["priors"]))
             expected = str(tree.attrs["data_sha256"])
-            observed = tree.observed_data["x"].values
+            observed = tree.observed_data[OBSERVED].values
+            relabelling = RelabellingSummary.from_json(str(tree.attrs["relabelling"]))
             model = cls(**params)
             model._set_fitted(tree, parameters_from_posterior(tree.posterior.to_dataset()),
-                              priors)
+                              priors, relabelling)
         except (KeyError, ValueError, TypeError) as error:
             raise ModelFileError(
                 f"the model file lacks or garbles its settings ({type(error).__name__}: "

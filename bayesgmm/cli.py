@@ -14,7 +14,6 @@ import os
 import shutil
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import matplotlib
@@ -106,13 +105,15 @@ def _print_frame(console, frame: pd.DataFrame, title: str, digits: int = 3) -> N
 
 # ---------------------------------------------------------------- commands
 def _fit_model(frame, args, k):
-    from bayesgmm.bayes import BayesianGMM
+    from bayesgmm.bayes import BayesianGMM, diagnostics_reported
 
-    return BayesianGMM(
+    model = BayesianGMM(
         k, covariance_type=args.covariance, method=args.method, draws=args.draws,
         tune=args.tune, chains=args.chains, random_state=args.seed,
         progressbar=not args.quiet,
-    ).fit(frame)
+    )
+    with diagnostics_reported():  # the table printed after the fit says what failed
+        return model.fit(frame)
 
 
 def command_fit(args, console) -> int:
@@ -121,9 +122,7 @@ def command_fit(args, console) -> int:
 
     frame = read_csv(args.data, args.columns)
     out = prepare_output_dir(args.out, args.force)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = _fit_model(frame, args, args.k)
+    model = _fit_model(frame, args, args.k)
     model.save(out / "model.nc", overwrite=True)
     report = write_report(out, model, frame, title=f"bayesgmm fit of {Path(args.data).name}")
     _print_diagnostics(console, model)
@@ -142,10 +141,7 @@ def command_compare(args, console) -> int:
     selection = compare_k(frame, ks, covariance_type=args.covariance, draws=args.draws,
                           tune=args.tune, chains=args.chains, random_state=args.seed,
                           progressbar=not args.quiet, n_jobs=args.jobs)
-    shown = ["elpd_loo", "se", "elpd_diff", "stacking_weight", "loo_method",
-             "bic_lower_is_better", "icl_lower_is_better", "p_occupied", "error"]
-    _print_frame(console, selection.table[[c for c in shown if c in selection.table]],
-                 f"K comparison (chosen K = {selection.best_k})")
+    _print_frame(console, selection.view(), f"K comparison (chosen K = {selection.best_k})")
     selection.table.to_csv(out / "k_comparison.csv")
     if selection.best_k is None:
         raise UserError("every K failed to fit; see the error column in k_comparison.csv.")
@@ -226,10 +222,7 @@ def command_demo(args, console) -> int:
     _print_frame(console, em_frame, "EM on Old Faithful (lower BIC/AIC/ICL is better)", digits=6)
     console.print(f"EM: best BIC is K={best.n_components} with {best.covariance_type} covariance.")
     selection = compare_k(frame, range(1, 5), random_state=0, progressbar=not args.quiet)
-    shown = ["elpd_loo", "se", "elpd_diff", "stacking_weight", "loo_method",
-             "bic_lower_is_better", "icl_lower_is_better", "p_occupied", "max_rhat", "error"]
-    _print_frame(console, selection.table[[c for c in shown if c in selection.table]],
-                 "Bayesian comparison of K (full covariance)")
+    _print_frame(console, selection.view(), "Bayesian comparison of K (full covariance)")
     console.print(selection.rule)
     if selection.best_k is None:
         raise UserError("every K failed to fit; see the error column above.")

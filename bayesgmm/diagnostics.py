@@ -36,7 +36,9 @@ import pandas as pd
 from arviz_stats import ess, mcse, rhat
 from arviz_stats.base import array_stats
 
-__all__ = ["Diagnostics", "diagnose_nuts", "diagnose_advi", "parameter_matrix"]
+from bayesgmm.parameters import ModelParameters, parameter_matrix
+
+__all__ = ["Diagnostics", "diagnose_nuts", "diagnose_advi"]
 
 RHAT_MAX = 1.01
 ESS_PER_CHAIN = 100
@@ -87,24 +89,6 @@ class Diagnostics:
         return f"<p><b>Diagnostics</b>: {status}</p>{self.table.to_html()}<ul>{remedies}</ul>"
 
 
-def parameter_matrix(posterior, covariance_type: str) -> np.ndarray:
-    """Non-constant relabelled parameters as an array (chain, draw, n_params).
-
-    Weights (when K > 1), means, log-free scales and the strictly lower
-    correlations (full covariance, D > 1); the fixed diagonal of the
-    correlation matrices is left out because its R-hat is undefined.
-    """
-    chains, draws = posterior["means"].shape[:2]
-    pieces = [posterior["means"].values, posterior["scales"].values]
-    if posterior["weights"].shape[-1] > 1:
-        pieces.append(posterior["weights"].values)
-    n_features = posterior["means"].shape[-1]
-    if covariance_type == "full" and n_features > 1:
-        rows, cols = np.tril_indices(n_features, k=-1)
-        pieces.append(posterior["correlations"].values[..., rows, cols])
-    return np.concatenate([p.reshape(chains, draws, -1) for p in pieces], axis=-1)
-
-
 def _row(value, threshold, ok, verdict_ok, verdict_bad):
     return {"value": value, "threshold": threshold, "ok": bool(ok),
             "verdict": verdict_ok if ok else verdict_bad}
@@ -122,15 +106,15 @@ def _chain_modes(total_log_lik: np.ndarray) -> tuple[list[int], np.ndarray, np.n
 
 
 def diagnose_nuts(
-    posterior, sample_stats, total_log_lik: np.ndarray, covariance_type: str
+    parameters: ModelParameters, sample_stats, total_log_lik: np.ndarray, covariance_type: str
 ) -> Diagnostics:
     """Diagnostics of NUTS draws (see the module docstring).
 
     Parameters
     ----------
-    posterior : xarray.Dataset
-        Relabelled posterior (``weights``, ``means``, ``scales``,
-        ``correlations``).
+    parameters : ModelParameters
+        Relabelled draws with leading axes ``(chain, draw)``; flattened to
+        named columns by :func:`bayesgmm.parameters.parameter_matrix`.
     sample_stats : xarray.Dataset
         Must hold ``diverging``; ``energy`` for E-BFMI.
     total_log_lik : ndarray of shape (chain, draw)
@@ -141,7 +125,7 @@ def diagnose_nuts(
     -------
     Diagnostics
     """
-    params = parameter_matrix(posterior, covariance_type)
+    params = parameter_matrix(parameters, covariance_type)[1]
     chains = params.shape[0]
     ess_min = ESS_PER_CHAIN * chains
     multi = chains > 1

@@ -1,14 +1,14 @@
 """Posterior inference: one ``match`` chooses NUTS or ADVI, and the engine.
 
 Every route starts from the same unconstrained point (the EM solution, in one
-labelling) and returns draws as :class:`~bayesgmm.logdensity.ModelParameters`
+labelling) and returns draws as :class:`~bayesgmm.parameters.ModelParameters`
 with leading ``(chain, draw)`` axes on the model's scale, so everything
 downstream is shared.
 
 Engines:
 
 * ``"nutpie"`` (default): bayesgmm's compiled density
-  (:mod:`bayesgmm.logdensity`).  NUTS runs in nutpie's Rust sampler; ADVI runs
+  (:mod:`bayesgmm._kernel`).  NUTS runs in nutpie's Rust sampler; ADVI runs
   in :mod:`bayesgmm.advi`.  Nothing is compiled per model.
 * ``"pymc"``: the PyMC model of :func:`bayesgmm.model.build_model`, sampled by
   ``pm.sample`` (PyMC's own NUTS).  Slower; kept as the reference
@@ -25,15 +25,18 @@ from typing import NamedTuple
 import numpy as np
 import xarray as xr
 
+from bayesgmm._kernel import logp_batch
 from bayesgmm.advi import ADVI_METHODS, fit_advi
-from bayesgmm.logdensity import (
-    Layout,
-    ModelParameters,
-    logp_and_grad,
-    unconstrained_to_parameters,
-)
+from bayesgmm.parameters import Layout, ModelParameters, unconstrained_to_parameters
 
-__all__ = ["ENGINES", "METHODS", "PosteriorSample", "SamplerSettings", "sample_posterior"]
+__all__ = [
+    "ENGINES",
+    "METHODS",
+    "PosteriorSample",
+    "SamplerSettings",
+    "parameters_from_pymc",
+    "sample_posterior",
+]
 
 METHODS = ("nuts",) + ADVI_METHODS
 ENGINES = ("nutpie", "pymc")
@@ -82,7 +85,7 @@ def _seed(rng: np.random.Generator) -> int:
 def _nuts_nutpie(block, start, layout, settings, rng) -> PosteriorSample:
     import nutpie
 
-    from bayesgmm._nutpie import THETA, compiled_model
+    from bayesgmm._kernel.nutpie import THETA, compiled_model
 
     began = time.perf_counter()
     trace = nutpie.sample(
@@ -121,7 +124,21 @@ def _pymc_start(model, start, layout) -> dict[str, np.ndarray]:
     return {name: value for name, value in values.items() if name in free}
 
 
-def _parameters_from_pymc(posterior: xr.Dataset, layout: Layout) -> ModelParameters:
+def parameters_from_pymc(posterior: xr.Dataset, layout: Layout) -> ModelParameters:
+    """Draws of the PyMC model's posterior group as ModelParameters.
+
+    Parameters
+    ----------
+    posterior : xarray.Dataset
+        From ``pm.sample`` on :func:`bayesgmm.model.build_model`.
+    layout : Layout
+
+    Returns
+    -------
+    ModelParameters
+        Leading axes ``(chain, draw)``; identity correlations when the
+        model has none.
+    """
     weights = posterior["weights"].values
     sample_shape = weights.shape[:-1]
     k, d = layout.n_components, layout.n_features
@@ -153,7 +170,7 @@ def _nuts_pymc(model, start, layout, settings, rng) -> PosteriorSample:
     )
     elapsed = time.perf_counter() - began
     return PosteriorSample(
-        _parameters_from_pymc(trace.posterior.to_dataset(), layout),
+        parameters_from_pymc(trace.posterior.to_dataset(), layout),
         _nuts_stats(trace.sample_stats.to_dataset()),
         {},
         elapsed,
@@ -167,7 +184,7 @@ def _advi_own(block, start, layout, settings, rng) -> PosteriorSample:
     )
     theta = result.sample(settings.draws, rng)
     elapsed = time.perf_counter() - began
-    lp = np.array([logp_and_grad(t, block)[0] for t in theta])
+    lp = logp_batch(theta, block)
     stats = xr.Dataset(
         {
             "lp": (("chain", "draw"), lp[None, :]),

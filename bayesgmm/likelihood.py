@@ -10,45 +10,46 @@ sized so that one block holds about :data:`DEFAULT_BUDGET` numbers.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import numpy as np
 
-from bayesgmm.logdensity import ModelParameters
+from bayesgmm.gaussian import log_gaussian_full, log_normalize
+from bayesgmm.parameters import ModelParameters
 
 __all__ = [
     "DEFAULT_BUDGET",
-    "flatten_draws",
     "log_joint",
     "iter_obs_chunks",
-    "log_responsibilities",
     "pointwise_log_likelihood",
 ]
 
 DEFAULT_BUDGET = 2**21
-_LOG_2PI = math.log(2.0 * math.pi)
 
 
-def flatten_draws(parameters: ModelParameters, n_sample_dims: int = 2) -> ModelParameters:
-    """Merge the leading ``(chain, draw)`` axes into one draw axis."""
-    return ModelParameters(
-        *(
-            np.reshape(a, (-1,) + a.shape[n_sample_dims:])
-            for a in parameters
-        )
-    )
+class _Prepared(NamedTuple):
+    """Per-draw quantities computed once and reused for every block of points."""
+
+    centre: np.ndarray
+    centred_means: np.ndarray
+    precisions_cholesky: np.ndarray
+    log_weights: np.ndarray
+
+    def log_joint(self, X: np.ndarray) -> np.ndarray:
+        density = log_gaussian_full(X - self.centre, self.centred_means, self.precisions_cholesky)
+        return density + self.log_weights[:, None, :]
 
 
-def _precompute(parameters: ModelParameters):
-    chol = parameters.covariance_cholesky
-    inverse_chol_t = np.swapaxes(np.linalg.inv(chol), -1, -2)
-    log_det = np.log(np.diagonal(chol, axis1=-2, axis2=-1)).sum(axis=-1)
+def _prepare(parameters: ModelParameters) -> _Prepared:
+    # Centring data and means by one common vector leaves the density unchanged
+    # and keeps the shared density's ``X @ U - mean @ U`` exact in data units
+    # far from the origin.
+    centre = parameters.means.reshape(-1, parameters.means.shape[-1]).mean(axis=0)
     with np.errstate(divide="ignore"):
         log_weights = np.log(parameters.weights)
-    n_features = parameters.means.shape[-1]
-    constant = log_weights - 0.5 * n_features * _LOG_2PI - log_det
-    return inverse_chol_t, constant
+    return _Prepared(centre, parameters.means - centre, parameters.precisions_cholesky,
+                     log_weights)
 
 
 def log_joint(X: np.ndarray, parameters: ModelParameters) -> np.ndarray:
@@ -64,15 +65,7 @@ def log_joint(X: np.ndarray, parameters: ModelParameters) -> np.ndarray:
     -------
     ndarray of shape (n_draws, n_obs, n_components)
     """
-    inverse_chol_t, constant = _precompute(parameters)
-    return _log_joint(X, parameters.means, inverse_chol_t, constant)
-
-
-def _log_joint(X, means, inverse_chol_t, constant):
-    difference = X[None, None, :, :] - means[:, :, None, :]
-    standardized = difference @ inverse_chol_t
-    mahalanobis = np.einsum("skni,skni->skn", standardized, standardized)
-    return np.swapaxes(constant[:, :, None] - 0.5 * mahalanobis, 1, 2)
+    return _prepare(parameters).log_joint(X)
 
 
 def iter_obs_chunks(
@@ -87,7 +80,7 @@ def iter_obs_chunks(
         Batched over one draw axis.
     budget : int
         Approximate number of floats per block of the
-        ``(n_draws, n_components, rows, n_features)`` intermediate.
+        ``(n_draws, rows, n_components * n_features)`` intermediate.
 
     Yields
     ------
@@ -96,27 +89,10 @@ def iter_obs_chunks(
     """
     n_draws, n_components, n_features = parameters.means.shape
     rows_per_block = max(1, budget // max(1, n_draws * n_components * n_features))
-    inverse_chol_t, constant = _precompute(parameters)
+    prepared = _prepare(parameters)
     for start in range(0, X.shape[0], rows_per_block):
         rows = slice(start, min(start + rows_per_block, X.shape[0]))
-        yield rows, _log_joint(X[rows], parameters.means, inverse_chol_t, constant)
-
-
-def log_responsibilities(joint: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Split log joint densities into log p(x) and log responsibilities.
-
-    Parameters
-    ----------
-    joint : ndarray of shape (..., n_components)
-
-    Returns
-    -------
-    log_norm : ndarray of shape (...)
-    log_resp : ndarray of shape (..., n_components)
-    """
-    top = joint.max(axis=-1, keepdims=True)
-    log_norm = top + np.log(np.exp(joint - top).sum(axis=-1, keepdims=True))
-    return log_norm[..., 0], joint - log_norm
+        yield rows, prepared.log_joint(X[rows])
 
 
 def pointwise_log_likelihood(
@@ -137,5 +113,5 @@ def pointwise_log_likelihood(
     """
     out = np.empty((parameters.weights.shape[0], X.shape[0]))
     for rows, joint in iter_obs_chunks(X, parameters, budget):
-        out[:, rows] = log_responsibilities(joint)[0]
+        out[:, rows] = log_normalize(joint)[0]
     return out

@@ -22,6 +22,7 @@ points remain flagged, so no LOO number is shown without its caveat.
 from __future__ import annotations
 
 import warnings
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import arviz as az
@@ -30,18 +31,26 @@ import xarray as xr
 from arviz_stats.loo import SamplingWrapper
 from scipy.special import logsumexp
 
+from bayesgmm._kernel import logp_batch, pack_block
 from bayesgmm.likelihood import pointwise_log_likelihood
-from bayesgmm.logdensity import (
+from bayesgmm.parameters import (
     Layout,
-    logp_batch,
-    pack_block,
     parameters_to_unconstrained,
+    to_data_units,
+    to_model_units,
     unconstrained_to_parameters,
 )
-from bayesgmm.model import model_scale
-from bayesgmm.posterior import parameters_from_posterior, to_data_units, to_model_units
+from bayesgmm.posterior import OBSERVED, parameters_from_posterior
+from bayesgmm.scaling import model_scale
 
-__all__ = ["KFOLD_SHARE", "LooOutcome", "reliable_loo", "waic"]
+__all__ = [
+    "KFOLD_SHARE",
+    "LooOutcome",
+    "Waic",
+    "reliable_loo",
+    "reported_arviz_warnings",
+    "waic",
+]
 
 KFOLD_SHARE = 0.05
 KFOLD_FOLDS = 10
@@ -82,8 +91,28 @@ class LooOutcome(NamedTuple):
                 f"{self.threshold:.2f}: this elpd is unreliable")
 
 
-def waic(log_likelihood: np.ndarray) -> dict[str, float]:
-    """Widely applicable information criterion on the elpd scale.
+class Waic(NamedTuple):
+    """WAIC on the elpd scale (higher is better).
+
+    Attributes
+    ----------
+    elpd_waic : float
+    se : float
+    p_waic : float
+        Effective number of parameters.
+    n_high_variance : int
+        Points whose posterior variance of the log-likelihood exceeds 0.4,
+        where WAIC is known to be unreliable (Vehtari, Gelman & Gabry 2017).
+    """
+
+    elpd_waic: float
+    se: float
+    p_waic: float
+    n_high_variance: int
+
+
+def waic(log_likelihood: np.ndarray) -> Waic:
+    """Widely applicable information criterion from a pointwise log-likelihood.
 
     Parameters
     ----------
@@ -91,28 +120,45 @@ def waic(log_likelihood: np.ndarray) -> dict[str, float]:
 
     Returns
     -------
-    dict
-        ``elpd_waic`` (higher is better), ``se``, ``p_waic`` and
-        ``n_high_variance``: points whose posterior variance of the
-        log-likelihood exceeds 0.4, where WAIC is known to be unreliable
-        (Vehtari, Gelman & Gabry 2017).
+    Waic
     """
     n_draws = log_likelihood.shape[0]
     lppd = logsumexp(log_likelihood, axis=0) - np.log(n_draws)
     penalty = log_likelihood.var(axis=0, ddof=1)
     pointwise = lppd - penalty
-    return {
-        "elpd_waic": float(pointwise.sum()),
-        "se": float(np.sqrt(pointwise.size * pointwise.var())),
-        "p_waic": float(penalty.sum()),
-        "n_high_variance": int((penalty > 0.4).sum()),
-    }
+    return Waic(float(pointwise.sum()), float(np.sqrt(pointwise.size * pointwise.var())),
+                float(penalty.sum()), int((penalty > 0.4).sum()))
+
+
+# ArviZ warnings whose content bayesgmm reports itself, so they are silenced
+# by message (every other warning still reaches the user):
+REPORTED_ARVIZ_WARNINGS = (
+    # Pareto k-hat above the threshold: LooOutcome.max_khat, n_high_khat, caveat.
+    "Estimated shape parameter of Pareto distribution",
+    # Moment matching left points flagged or reverted them: same fields.
+    "After Moment Matching, ",
+    r"Observation \d+: Moment matching did not improve k",
+    r"Maximum number of moment matching iterations",
+    # az.compare mixing PSIS and K-fold rows: the table's loo_method column.
+    "Comparing LOO-CV to K-fold-CV",
+    # az.compare on close models: the table's elpd_diff and dse columns.
+    "Difference in performance potentially due to chance",
+    "All models have nearly identical performance",
+)
+
+
+@contextmanager
+def reported_arviz_warnings():
+    """Silence the ArviZ warnings of :data:`REPORTED_ARVIZ_WARNINGS`, and no others."""
+    with warnings.catch_warnings():
+        for message in REPORTED_ARVIZ_WARNINGS:
+            warnings.filterwarnings("ignore", message=message, category=UserWarning)
+        yield
 
 
 def _quiet(function, *args, **kwargs):
-    """Run an ArviZ call whose Pareto-k warnings we report in the table instead."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
+    """Run an ArviZ call whose reported warnings are silenced."""
+    with reported_arviz_warnings():
         return function(*args, **kwargs)
 
 
@@ -165,12 +211,13 @@ class _RefitWrapper(SamplingWrapper):
         return self.X[train], (self.X[idx], np.asarray(idx))
 
     def sample(self, modified_observed_data):
-        from bayesgmm.bayes import BayesianGMM
+        from bayesgmm.bayes import BayesianGMM, diagnostics_reported
 
         settings = self.fit.get_params()
         settings.update(progressbar=False)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        # A fold's own diagnostics are not shown: K-fold runs only for fits
+        # whose full-data chains converged.
+        with diagnostics_reported():
             return BayesianGMM(**settings).fit(modified_observed_data)
 
     def get_inference_data(self, fitted_model):
@@ -209,8 +256,8 @@ def reliable_loo(fit, X: np.ndarray | None = None, *, allow_kfold: bool = True) 
     """
     tree = fit.idata_
     if X is None:
-        X = tree.observed_data["x"].values
-    first = _quiet(az.loo, tree, var_name="x", pointwise=True)
+        X = tree.observed_data[OBSERVED].values
+    first = _quiet(az.loo, tree, var_name=OBSERVED, pointwise=True)
     threshold = float(first.good_k)
     max_khat, n_high = _khat_counts(first, threshold)
     if n_high == 0:
@@ -218,16 +265,21 @@ def reliable_loo(fit, X: np.ndarray | None = None, *, allow_kfold: bool = True) 
     many = n_high > KFOLD_SHARE * X.shape[0]
     if not many:
         mapping = _Unconstrained(fit, X)
-        matched = _quiet(
-            az.loo_moment_match, tree, first, log_prob_upars_fn=mapping.log_prob,
-            log_lik_i_upars_fn=mapping.log_lik_i,
-            upars=mapping.upars(tree.posterior.to_dataset()), var_name="x", pointwise=True,
-        )
+        # ArviZ's split moment matching evaluates both branches of an
+        # ``xr.where`` and the unused one overflows in ``exp``; the result is
+        # unaffected, so that overflow (and only it) is not shown.
+        with np.errstate(over="ignore"):
+            matched = _quiet(
+                az.loo_moment_match, tree, first, log_prob_upars_fn=mapping.log_prob,
+                log_lik_i_upars_fn=mapping.log_lik_i,
+                upars=mapping.upars(tree.posterior.to_dataset()), var_name=OBSERVED,
+                pointwise=True,
+            )
         matched_max, matched_high = _khat_counts(matched, threshold)
         if matched_high <= KFOLD_SHARE * X.shape[0] or not allow_kfold:
             return LooOutcome(matched, "psis+mm", matched_max, matched_high, n_high, threshold)
     if not allow_kfold:
         return LooOutcome(first, "psis", max_khat, n_high, n_high, threshold)
-    kfold = _quiet(az.loo_kfold, tree, _RefitWrapper(fit, X), var_name="x", k=KFOLD_FOLDS,
+    kfold = _quiet(az.loo_kfold, tree, _RefitWrapper(fit, X), var_name=OBSERVED, k=KFOLD_FOLDS,
                    pointwise=True)
     return LooOutcome(kfold, "kfold", float("nan"), 0, n_high, threshold)

@@ -18,6 +18,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import Ellipse
 
+from bayesgmm._checks import match_features
+from bayesgmm.posterior import OBSERVED
+
 __all__ = [
     "plot_clusters",
     "plot_membership_intervals",
@@ -28,6 +31,13 @@ __all__ = [
 ]
 
 _COLOURS = plt.get_cmap("tab10").colors
+
+
+def _data(model, X) -> np.ndarray:
+    """The points to draw: ``X`` matched to the model's features, or its training data."""
+    if X is None:
+        return model.idata_.observed_data[OBSERVED].values
+    return match_features(X, model.feature_names_in_)
 
 
 def _ellipse(mean, covariance, colour, alpha, n_std=2.0):
@@ -78,7 +88,7 @@ def plot_clusters(model, X=None, *, n_ellipse_draws=30, axes=None, random_state=
     if tree.posterior.sizes["feature"] == 1:
         return np.array([plot_density_1d(model, ax=np.atleast_1d(axes)[0] if axes is not None
                                          else None)])
-    values = tree.observed_data["x"].values if X is None else model._new_data(X)
+    values = _data(model, X)
     names = list(tree.posterior["feature"].values)
     summary = model.membership_summary(values)
     labels = summary["label"].values
@@ -130,8 +140,7 @@ def plot_membership_intervals(model, X=None, *, n_points=15, ax=None):
     -------
     matplotlib Axes
     """
-    tree = model.idata_
-    values = tree.observed_data["x"].values if X is None else model._new_data(X)
+    values = _data(model, X)
     summary = model.membership_summary(values)
     confidence = summary["confidence"].values
     shown = max(5, min(n_points, int((confidence < 0.999).sum())))
@@ -211,7 +220,7 @@ def plot_density_1d(model, *, grid=None, ax=None, bins=30):
     -------
     matplotlib Axes
     """
-    values = model.idata_.observed_data["x"].values[:, 0]
+    values = model.idata_.observed_data[OBSERVED].values[:, 0]
     name = str(model.idata_.posterior["feature"].values[0])
     if grid is None:
         span = np.ptp(values)

@@ -13,42 +13,17 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from bayesgmm.logdensity import ModelParameters
+from bayesgmm.parameters import ModelParameters, flatten_draws
 
 __all__ = [
     "FORMAT_VERSION",
-    "to_data_units",
-    "to_model_units",
+    "OBSERVED",
     "build_datatree",
     "parameters_from_posterior",
 ]
 
 FORMAT_VERSION = 1
 OBSERVED = "x"
-
-
-def to_data_units(
-    parameters: ModelParameters, centre: np.ndarray, scale: np.ndarray
-) -> ModelParameters:
-    """Map parameters of the standardised model ``z = (x - centre) / scale`` to ``x``."""
-    return ModelParameters(
-        parameters.weights,
-        centre + parameters.means * scale,
-        parameters.scales * scale,
-        parameters.correlation_cholesky,
-    )
-
-
-def to_model_units(
-    parameters: ModelParameters, centre: np.ndarray, scale: np.ndarray
-) -> ModelParameters:
-    """Inverse of :func:`to_data_units`."""
-    return ModelParameters(
-        parameters.weights,
-        (parameters.means - centre) / scale,
-        parameters.scales / scale,
-        parameters.correlation_cholesky,
-    )
 
 
 def _posterior_dataset(parameters: ModelParameters, coords: dict) -> xr.Dataset:
@@ -134,17 +109,25 @@ def build_datatree(
     return tree
 
 
-def parameters_from_posterior(posterior: xr.Dataset) -> ModelParameters:
-    """Recover draws, flattened to one axis, from a posterior group.
+def parameters_from_posterior(posterior: xr.Dataset, flatten: bool = True) -> ModelParameters:
+    """Recover the draws of a posterior group as arrays.
 
     The correlation Cholesky factor is recomputed from ``correlations``
     (it is unique with a positive diagonal).
-    """
-    def flat(name):
-        values = posterior[name].values
-        return values.reshape((-1,) + values.shape[2:])
 
-    correlations = flat("correlations")
-    return ModelParameters(
-        flat("weights"), flat("means"), flat("scales"), np.linalg.cholesky(correlations)
+    Parameters
+    ----------
+    posterior : xarray.Dataset
+        With ``weights``, ``means``, ``scales`` and ``correlations``.
+    flatten : bool, default=True
+        Merge ``(chain, draw)`` into one draw axis.
+
+    Returns
+    -------
+    ModelParameters
+    """
+    parameters = ModelParameters(
+        posterior["weights"].values, posterior["means"].values, posterior["scales"].values,
+        np.linalg.cholesky(posterior["correlations"].values),
     )
+    return flatten_draws(parameters) if flatten else parameters

@@ -21,17 +21,20 @@ A permutation array ``perms`` has shape ``(n_draws, n_components)``;
 
 from __future__ import annotations
 
+import json
 from typing import NamedTuple
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from bayesgmm.likelihood import DEFAULT_BUDGET, iter_obs_chunks, log_responsibilities
-from bayesgmm.logdensity import ModelParameters
+from bayesgmm.gaussian import log_normalize
+from bayesgmm.likelihood import DEFAULT_BUDGET, iter_obs_chunks
+from bayesgmm.parameters import ModelParameters
 
 __all__ = [
     "RELABEL_METHODS",
     "Relabelling",
+    "RelabellingSummary",
     "hungarian_permutations",
     "apply_permutations",
     "pivot_permutations",
@@ -63,6 +66,43 @@ class Relabelling(NamedTuple):
     n_iter: int
     converged: bool
     method: str
+
+    @property
+    def summary(self) -> RelabellingSummary:
+        """The run without its permutations (what a fitted model keeps)."""
+        return RelabellingSummary(self.method, self.n_permuted, int(self.permutations.shape[0]),
+                                  self.n_iter, self.converged)
+
+
+class RelabellingSummary(NamedTuple):
+    """What a fitted model records of its relabelling run.
+
+    Attributes
+    ----------
+    method : str
+    n_permuted : int
+        Draws whose labels changed.
+    n_draws : int
+    n_iter : int
+    converged : bool
+    """
+
+    method: str
+    n_permuted: int
+    n_draws: int
+    n_iter: int
+    converged: bool
+
+    def to_json(self) -> str:
+        """JSON text for the model file's attributes."""
+        return json.dumps(self._asdict())
+
+    @classmethod
+    def from_json(cls, text: str) -> RelabellingSummary:
+        """Inverse of :meth:`to_json`."""
+        data = json.loads(text)
+        return cls(str(data["method"]), int(data["n_permuted"]), int(data["n_draws"]),
+                   int(data["n_iter"]), bool(data["converged"]))
 
 
 def hungarian_permutations(costs: np.ndarray) -> np.ndarray:
@@ -181,7 +221,7 @@ def stephens_permutations(
         # responsibilities per iteration.
         costs = np.zeros((n_draws, n_components, n_components))
         for _, joint in iter_obs_chunks(X, parameters, budget):
-            resp = np.exp(log_responsibilities(joint)[1])
+            resp = np.exp(log_normalize(joint)[1])
             mean_resp = apply_permutations(resp.swapaxes(1, 2), perms).mean(axis=0).T
             costs -= np.einsum("sij,ik->sjk", resp, np.log(np.maximum(mean_resp, tiny)))
         new_perms = hungarian_permutations(costs)

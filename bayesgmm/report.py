@@ -15,13 +15,11 @@ import numpy as np
 import pandas as pd
 
 from bayesgmm import plots
+from bayesgmm.parameters import parameter_matrix
+from bayesgmm.posterior import parameters_from_posterior
+from bayesgmm.selection import REPORT_COLUMNS
 
 __all__ = ["data_summary", "format_value", "markdown_table", "parameter_table", "write_report"]
-
-_K_COLUMNS = ["elpd_loo", "se", "elpd_diff", "dse", "stacking_weight", "loo_method",
-              "max_khat", "elpd_waic", "bic_lower_is_better", "icl_lower_is_better",
-              "p_occupied", "max_rhat", "divergences", "converged", "loo_caveat", "error"]
-
 
 def data_summary(frame: pd.DataFrame) -> pd.DataFrame:
     """Count, mean, sd, min and max of every column."""
@@ -45,28 +43,15 @@ def parameter_table(model, interval: float | None = None) -> pd.DataFrame:
     """
     interval = model.interval if interval is None else interval
     tails = [(1 - interval) / 2, (1 + interval) / 2]
-    posterior = model.idata_.posterior
-    names = list(posterior["feature"].values)
-    rows = []
-
-    def add(label, draws):
-        draws = np.asarray(draws).ravel()
-        lower, upper = np.quantile(draws, tails)
-        rows.append({"parameter": label, "mean": draws.mean(), "sd": draws.std(),
-                     f"{interval:.0%} lower": lower, f"{interval:.0%} upper": upper})
-
-    for k in posterior["component"].values:
-        add(f"weights[{k}]", posterior["weights"].sel(component=k))
-        for name in names:
-            add(f"means[{k}, {name}]", posterior["means"].sel(component=k, feature=name))
-        for name in names:
-            add(f"scales[{k}, {name}]", posterior["scales"].sel(component=k, feature=name))
-        if model.covariance_type == "full":
-            for i, j in zip(*np.tril_indices(len(names), k=-1), strict=True):
-                add(f"correlations[{k}, {names[i]}, {names[j]}]",
-                    posterior["correlations"].sel(component=k, feature=names[i],
-                                                  feature2=names[j]))
-    return pd.DataFrame(rows).set_index("parameter")
+    parameters = parameters_from_posterior(model.idata_.posterior.to_dataset())
+    names, draws = parameter_matrix(parameters, model.covariance_type,
+                                    list(model.feature_names_in_))
+    lower, upper = np.quantile(draws, tails, axis=0)
+    return pd.DataFrame(
+        {"mean": draws.mean(axis=0), "sd": draws.std(axis=0),
+         f"{interval:.0%} lower": lower, f"{interval:.0%} upper": upper},
+        index=pd.Index(names, name="parameter"),
+    )
 
 
 def format_value(value, digits: int = 3) -> str:
@@ -180,8 +165,8 @@ def write_report(out, model, frame: pd.DataFrame, *, selection=None, em_rows=Non
              f"Model: K = {model.n_components}, {model.covariance_type} covariance, "
              f"method {tree.attrs['method']} ({tree.attrs['engine']} engine), "
              f"{tree.posterior.sizes['chain']} chain(s) x {tree.posterior.sizes['draw']} draws. "
-             f"Relabelling: {model.relabelling_['method']}, "
-             f"{model.relabelling_['n_permuted']} of {model.relabelling_['n_draws']} draws "
+             f"Relabelling: {model.relabelling_.method}, "
+             f"{model.relabelling_.n_permuted} of {model.relabelling_.n_draws} draws "
              "permuted.", "",
              "## Data", "",
              f"{len(frame)} rows, {frame.shape[1]} numeric column(s).", "",
@@ -190,12 +175,11 @@ def write_report(out, model, frame: pd.DataFrame, *, selection=None, em_rows=Non
         lines += ["## EM fits (lower BIC/AIC/ICL is better)", "",
                   markdown_table(pd.DataFrame(em_rows).set_index("covariance")), ""]
     if selection is not None:
-        shown = [c for c in _K_COLUMNS if c in selection.table.columns]
         lines += ["## Choosing K", "",
                   f"**Chosen K = {selection.best_k}** ({selection.rule}). elpd: higher is "
                   "better; BIC/ICL: lower is better; p_occupied: posterior probability that "
                   "exactly K components are occupied under a sparse overfitted mixture.", "",
-                  markdown_table(selection.table[shown]), ""]
+                  markdown_table(selection.view(REPORT_COLUMNS)), ""]
     lines += ["## Parameters (data units)", "", markdown_table(parameter_table(model)), "",
               "## Diagnostics", "",
               "All checks passed." if diagnostics.ok else

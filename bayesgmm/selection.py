@@ -27,28 +27,113 @@ rule falls back to every fit, and says so, when none converged.
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import time
 import traceback
-import warnings
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from typing import Any, NamedTuple
 
 import arviz as az
 import numpy as np
 import pandas as pd
 from rich.progress import Progress
 
-from bayesgmm._checks import check_X
-from bayesgmm.bayes import BayesianGMM
-from bayesgmm.em import GaussianMixtureEM, as_generator
-from bayesgmm.loo import reliable_loo, waic
+from bayesgmm._checks import as_generator, check_X
+from bayesgmm.bayes import BayesianGMM, diagnostics_reported
+from bayesgmm.em import reference_em
+from bayesgmm.loo import reliable_loo, reported_arviz_warnings, waic
+from bayesgmm.posterior import OBSERVED
 from bayesgmm.priors import GMMPriors
 
-__all__ = ["KSelection", "compare_k", "SPARSE_CONCENTRATION"]
+__all__ = [
+    "FIT_FAILURES",
+    "KFit",
+    "KRow",
+    "KSelection",
+    "REPORT_COLUMNS",
+    "SHORT_COLUMNS",
+    "SPARSE_CONCENTRATION",
+    "compare_k",
+]
 
 SPARSE_CONCENTRATION = 0.01
+
+FIT_FAILURES = (ValueError,)
+"""The failures one K may end in without stopping the sweep (its row shows the message).
+
+``ValueError`` covers a K the data cannot support: too few rows for K
+(``DataValidationError``), a non-finite density at the EM start, an EM
+covariance that is not positive definite (``CovarianceError``), a singular
+matrix (``numpy.linalg.LinAlgError``) and ArviZ's "All tail values are the
+same" on degenerate draws.  Anything else is a bug and propagates.
+"""
+
+COMPARISON_COLUMNS = ("rank", "elpd_loo", "se", "elpd_diff", "dse", "stacking_weight", "p_loo")
+"""Columns that come from ``az.compare`` (renamed to bayesgmm's names)."""
+
+SHORT_COLUMNS = ("elpd_loo", "se", "elpd_diff", "stacking_weight", "loo_method",
+                 "bic_lower_is_better", "icl_lower_is_better", "p_occupied", "max_rhat", "error")
+"""The K table as the command line prints it."""
+
+REPORT_COLUMNS = ("elpd_loo", "se", "elpd_diff", "dse", "stacking_weight", "loo_method",
+                  "max_khat", "elpd_waic", "bic_lower_is_better", "icl_lower_is_better",
+                  "p_occupied", "max_rhat", "divergences", "converged", "loo_caveat", "error")
+"""The K table as the reports show it."""
+
+
+@dataclass(frozen=True)
+class KRow:
+    """What ``compare_k`` measured for one K, besides ``az.compare``'s columns.
+
+    A K that ended in one of :data:`FIT_FAILURES` keeps NaN numbers and the
+    message in ``error``.
+    """
+
+    K: int
+    loo_method: str = ""
+    max_khat: float = math.nan
+    share_high_khat: float = math.nan
+    n_high_khat_psis: float = math.nan
+    loo_caveat: str = ""
+    elpd_waic: float = math.nan
+    waic_se: float = math.nan
+    p_waic: float = math.nan
+    waic_n_high_variance: float = math.nan
+    bic_lower_is_better: float = math.nan
+    aic_lower_is_better: float = math.nan
+    icl_lower_is_better: float = math.nan
+    max_rhat: float = math.nan
+    divergences: float = math.nan
+    converged: bool = False
+    diagnostics_ok: bool = False
+    seconds: float = math.nan
+    error: str = ""
+
+
+class KFit(NamedTuple):
+    """One K of the sweep: its row, and the fit and elpd when it succeeded."""
+
+    row: KRow
+    fit: BayesianGMM | None
+    elpd: Any | None
+
+
+class SparseFit(NamedTuple):
+    """The overfitted sparse mixture: occupancy probabilities, or the failure."""
+
+    occupied: pd.Series | None
+    error: str
+
+
+class Task(NamedTuple):
+    """One unit of work of the sweep (a K, or the sparse fit)."""
+
+    label: str
+    function: Callable
+    args: tuple
 
 
 @dataclass
@@ -93,6 +178,10 @@ class KSelection:
 
         return plot_k_selection(self, ax=ax)
 
+    def view(self, columns=SHORT_COLUMNS) -> pd.DataFrame:
+        """The table restricted to ``columns`` (those it has), e.g. :data:`REPORT_COLUMNS`."""
+        return self.table[[c for c in columns if c in self.table.columns]]
+
     def __repr__(self) -> str:
         return f"KSelection(best_k={self.best_k})\n{self.rule}\n{self.table.to_string()}"
 
@@ -114,94 +203,94 @@ def _converged(diagnostics) -> bool:
     return bool(all(table.loc[gate, "ok"] for gate in _CONVERGENCE_GATES if gate in table.index))
 
 
-def _fit_one(values, names, k, settings, seed) -> dict[str, Any]:
-    """Fit one K and compute everything its table row needs (runs in a worker)."""
+def _quiet_fit(model: BayesianGMM, frame: pd.DataFrame) -> BayesianGMM:
+    """Fit; the table's converged and diagnostics_ok columns report its diagnostics."""
+    with diagnostics_reported():
+        return model.fit(frame)
+
+
+def _measure(values, names, k, settings, seed) -> tuple[KRow, BayesianGMM, Any]:
+    """Fit one K and compute its row, LOO included."""
+    fit = _quiet_fit(BayesianGMM(k, **{**settings, "random_state": seed}),
+                     pd.DataFrame(values, columns=names))
+    converged = _converged(fit.diagnostics_)
+    # K-fold costs 10 refits; it is not spent on a fit whose chains did not
+    # converge (that K is not eligible for best_k anyway).
+    outcome = reliable_loo(fit, values, allow_kfold=converged)
+    log_lik = fit.idata_.log_likelihood[OBSERVED].values
+    information = waic(log_lik.reshape(-1, log_lik.shape[-1]))
+    em = reference_em(values, k, fit.covariance_type, random_state=seed)
+    gates = fit.diagnostics_.table["value"]
+    row = KRow(
+        K=k,
+        loo_method=outcome.method,
+        max_khat=outcome.max_khat,
+        share_high_khat=outcome.n_high_khat / values.shape[0],
+        n_high_khat_psis=outcome.n_high_khat_psis,
+        loo_caveat=outcome.caveat,
+        elpd_waic=information.elpd_waic,
+        waic_se=information.se,
+        p_waic=information.p_waic,
+        waic_n_high_variance=information.n_high_variance,
+        bic_lower_is_better=em.bic(values),
+        aic_lower_is_better=em.aic(values),
+        icl_lower_is_better=em.icl(values),
+        max_rhat=float(gates.get("rhat", np.nan)),
+        divergences=int(gates.get("divergences", 0)),
+        converged=converged,
+        diagnostics_ok=fit.diagnostics_.ok,
+    )
+    return row, fit, outcome.elpd
+
+
+def _fit_one(values, names, k, settings, seed) -> KFit:
+    """One K of the sweep (runs in a worker); a failure becomes the row's error."""
     began = time.perf_counter()
-    row: dict[str, Any] = {"K": k}
     try:
-        frame = pd.DataFrame(values, columns=names)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            fit = BayesianGMM(k, **{**settings, "random_state": seed}).fit(frame)
-            converged = _converged(fit.diagnostics_)
-            # K-fold costs 10 refits; it is not spent on a fit whose chains did
-            # not converge (that K is not eligible for best_k anyway).
-            outcome = reliable_loo(fit, values, allow_kfold=converged)
-        log_lik = fit.idata_.log_likelihood["x"].values
-        information = waic(log_lik.reshape(-1, log_lik.shape[-1]))
-        em = GaussianMixtureEM(
-            k, covariance_type=fit.covariance_type, n_init=10, tol=1e-6, max_iter=1000,
-            random_state=seed,
-        )
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            em.fit(values)
-        table = fit.diagnostics_.table["value"]
-        row.update(
-            loo_method=outcome.method,
-            max_khat=outcome.max_khat,
-            share_high_khat=outcome.n_high_khat / values.shape[0],
-            n_high_khat_psis=outcome.n_high_khat_psis,
-            loo_caveat=outcome.caveat,
-            elpd_waic=information["elpd_waic"],
-            waic_se=information["se"],
-            p_waic=information["p_waic"],
-            waic_n_high_variance=information["n_high_variance"],
-            bic_lower_is_better=em.bic(values),
-            aic_lower_is_better=em.aic(values),
-            icl_lower_is_better=em.icl(values),
-            max_rhat=float(table.get("rhat", np.nan)),
-            divergences=int(table.get("divergences", 0)),
-            converged=converged,
-            diagnostics_ok=fit.diagnostics_.ok,
-            error="",
-        )
-        return {"row": row, "fit": fit, "elpd": outcome.elpd,
-                "seconds": time.perf_counter() - began}
-    except Exception as error:  # one K failing must not lose the others
+        row, fit, elpd = _measure(values, names, k, settings, seed)
+    except FIT_FAILURES as error:  # one K failing must not lose the others
         detail = "".join(traceback.format_exception_only(type(error), error)).strip()
-        row["error"] = detail
-        return {"row": row, "fit": None, "elpd": None, "seconds": time.perf_counter() - began}
+        return KFit(KRow(K=k, seconds=time.perf_counter() - began, error=detail), None, None)
+    return KFit(KRow(**{**asdict(row), "seconds": time.perf_counter() - began}), fit, elpd)
 
 
-def _run_all(tasks, n_jobs, show_progress):
-    """Run ``(label, callable, args)`` tasks, in processes when ``n_jobs > 1``."""
-    results = {}
+def _run_all(tasks: list[Task], n_jobs: int, show_progress: bool) -> list:
+    """Run the tasks, in processes when ``n_jobs > 1``; results in task order."""
+    results: list = [None] * len(tasks)
     with Progress(disable=not show_progress, transient=True) as progress:
         bar = progress.add_task("compare_k", total=len(tasks))
         if n_jobs == 1:
-            for label, function, args in tasks:
-                progress.update(bar, description=f"fitting {label}")
-                results[label] = function(*args)
+            for position, task in enumerate(tasks):
+                progress.update(bar, description=f"fitting {task.label}")
+                results[position] = task.function(*task.args)
                 progress.advance(bar)
             return results
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=n_jobs, mp_context=context) as pool:
-            pending = {pool.submit(function, *args): label for label, function, args in tasks}
+            pending = {pool.submit(task.function, *task.args): position
+                       for position, task in enumerate(tasks)}
             while pending:
-                running = ", ".join(sorted(pending.values()))
+                running = ", ".join(sorted(tasks[p].label for p in pending.values()))
                 progress.update(bar, description=f"running {running}")
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
-                    label = pending.pop(future)
-                    results[label] = future.result()
+                    results[pending.pop(future)] = future.result()
                     progress.advance(bar)
     return results
 
 
-def _sparse_fit(values, names, k_max, settings, seed) -> dict[str, Any]:
+def _sparse_fit(values, names, k_max, settings, seed) -> SparseFit:
     """The overfitted sparse mixture and its occupied-component distribution."""
+    priors = settings.get("priors") or GMMPriors()
+    sparse = GMMPriors(**{**priors.to_dict(), "weight_concentration": SPARSE_CONCENTRATION})
     try:
-        priors = settings.get("priors") or GMMPriors()
-        sparse = GMMPriors(**{**priors.to_dict(), "weight_concentration": SPARSE_CONCENTRATION})
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            fit = BayesianGMM(k_max, **{**settings, "priors": sparse, "random_state": seed}).fit(
-                pd.DataFrame(values, columns=names)
-            )
-        return {"occupied": fit.occupied_components(random_state=seed), "error": ""}
-    except Exception as error:
-        return {"occupied": None, "error": f"{type(error).__name__}: {error}"}
+        fit = _quiet_fit(
+            BayesianGMM(k_max, **{**settings, "priors": sparse, "random_state": seed}),
+            pd.DataFrame(values, columns=names),
+        )
+    except FIT_FAILURES as error:
+        return SparseFit(None, f"{type(error).__name__}: {error}")
+    return SparseFit(fit.occupied_components(random_state=seed), "")
 
 
 def _difference_se(elpd_a, elpd_b) -> float:
@@ -234,6 +323,26 @@ def _decide(table: pd.DataFrame, elpds: dict, se_rule: float) -> tuple[int | Non
             f"elpd{among}; K={chosen} is {gaps[chosen]:.1f} below it (SE of the difference "
             f"{errors[chosen]:.1f}){note}")
     return int(chosen), rule
+
+
+def _table(per_k: list[KFit], sparse: SparseFit | None) -> tuple[pd.DataFrame, dict]:
+    """The K table (``az.compare``'s columns, then each K's row) and the elpds it rests on."""
+    table = pd.DataFrame([asdict(result.row) for result in per_k]).set_index("K")
+    elpds = {result.row.K: result.elpd for result in per_k if result.elpd is not None}
+    if elpds:
+        with reported_arviz_warnings():
+            comparison = az.compare(elpds, method="stacking", round_to="none")
+        comparison = comparison.rename(columns={"elpd": "elpd_loo", "weight": "stacking_weight",
+                                                "p": "p_loo"})
+        table = comparison[list(COMPARISON_COLUMNS)].join(table, how="right")
+    else:
+        table = pd.DataFrame(columns=list(COMPARISON_COLUMNS), index=table.index).join(table)
+    if sparse is not None:
+        occupied = sparse.occupied
+        table["p_occupied"] = [
+            float(occupied.get(k, 0.0)) if occupied is not None else np.nan for k in table.index
+        ]
+    return table.sort_index(), elpds
 
 
 def compare_k(
@@ -295,31 +404,16 @@ def compare_k(
     seeds = [int(child.generate_state(1)[0])
              for child in np.random.SeedSequence(int(root)).spawn(len(ks) + 1)]
     args = (checked.values, checked.feature_names)
-    tasks = [(f"K={k}", _fit_one, (*args, k, settings, seed)) for k, seed in zip(ks, seeds)]
+    tasks = [Task(f"K={k}", _fit_one, (*args, k, settings, seed)) for k, seed in zip(ks, seeds)]
     if sparse:
-        tasks.append(("sparse", _sparse_fit, (*args, max(ks), settings, seeds[-1])))
+        tasks.append(Task("sparse", _sparse_fit, (*args, max(ks), settings, seeds[-1])))
     results = _run_all(tasks, n_jobs, progressbar)
-
-    rows = [results[f"K={k}"]["row"] | {"seconds": results[f"K={k}"]["seconds"]} for k in ks]
-    table = pd.DataFrame(rows).set_index("K")
-    elpds = {k: results[f"K={k}"]["elpd"] for k in ks if results[f"K={k}"]["elpd"] is not None}
-    comparison_columns = ["rank", "elpd_loo", "se", "elpd_diff", "dse", "stacking_weight", "p_loo"]
-    if elpds:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            comparison = az.compare(elpds, method="stacking", round_to="none")
-        comparison = comparison.rename(columns={"elpd": "elpd_loo", "weight": "stacking_weight",
-                                                "p": "p_loo"})
-        table = comparison[comparison_columns].join(table, how="right")
-    else:
-        table = pd.DataFrame(columns=comparison_columns, index=table.index).join(table)
-    occupied = None
-    if sparse:
-        occupied = results["sparse"]["occupied"]
-        table["p_occupied"] = [
-            float(occupied.get(k, 0.0)) if occupied is not None else np.nan for k in table.index
-        ]
-    table = table.sort_index()
+    per_k: list[KFit] = results[:len(ks)]
+    sparse_fit: SparseFit | None = results[-1] if sparse else None
+    table, elpds = _table(per_k, sparse_fit)
     best_k, rule = _decide(table, elpds, se_rule)
-    fits = {k: results[f"K={k}"]["fit"] for k in ks if results[f"K={k}"]["fit"] is not None}
+    if sparse_fit is not None and sparse_fit.occupied is None:
+        rule += f"; the sparse occupancy fit failed ({sparse_fit.error}), so p_occupied is NaN"
+    fits = {result.row.K: result.fit for result in per_k if result.fit is not None}
+    occupied = sparse_fit.occupied if sparse_fit is not None else None
     return KSelection(table, best_k, rule, fits, occupied)

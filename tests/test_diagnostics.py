@@ -4,19 +4,19 @@ import numpy as np
 import xarray as xr
 
 from bayesgmm.diagnostics import diagnose_advi, diagnose_nuts
+from bayesgmm.parameters import ModelParameters
 
 
 def posterior_from(means, n_features=2):
     chains, draws, n_components = means.shape[:3]
     correlations = np.broadcast_to(np.eye(n_features), (chains, draws, n_components, n_features, n_features))
-    sample = ("chain", "draw")
-    return xr.Dataset({
-        "weights": (sample + ("component",), np.full((chains, draws, n_components), 1.0 / n_components)
-                    + 0.01 * np.random.default_rng(1).normal(size=(chains, draws, n_components))),
-        "means": (sample + ("component", "feature"), means),
-        "scales": (sample + ("component", "feature"), np.exp(0.05 * np.random.default_rng(2).normal(size=means.shape))),
-        "correlations": (sample + ("component", "feature", "feature2"), correlations),
-    })
+    return ModelParameters(
+        np.full((chains, draws, n_components), 1.0 / n_components)
+        + 0.01 * np.random.default_rng(1).normal(size=(chains, draws, n_components)),
+        means,
+        np.exp(0.05 * np.random.default_rng(2).normal(size=means.shape)),
+        correlations,
+    )
 
 
 def stats_from(chains, draws, diverging=0, energy_scale=1.0, rng=None):

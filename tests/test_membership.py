@@ -7,8 +7,8 @@ from scipy.stats import multivariate_normal
 
 from bayesgmm.density import predictive_density
 from bayesgmm.likelihood import log_joint, pointwise_log_likelihood
-from bayesgmm.logdensity import ModelParameters
 from bayesgmm.membership import coclustering_matrix, entropy, membership_arrays
+from bayesgmm.parameters import ModelParameters
 
 
 def draws_around(means, rng, n_draws=200, spread=0.1, weights=(0.5, 0.5)):

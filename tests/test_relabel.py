@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from bayesgmm.datasets import make_mixture
-from bayesgmm.logdensity import ModelParameters
+from bayesgmm.parameters import ModelParameters
 from bayesgmm.relabel import (
     apply_permutations,
     hungarian_permutations,

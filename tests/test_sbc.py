@@ -32,7 +32,7 @@ def test_sbc_runs_end_to_end_on_ten_simulations():
     assert summary["n_simulations"] == 10
     assert summary["n_dropped"] + len([r for r in results if not r["dropped"]]) == 10
     quantities = summary["quantities"]
-    assert {"weight[0]", "mean[0,0]", "scale[1,0]", "log_likelihood"} <= set(quantities)
+    assert {"weights[0]", "means[0, 0]", "scales[1, 0]", "log_likelihood"} <= set(quantities)
     for values in quantities.values():
         assert 0.0 <= values["p_value"] <= 1.0
         assert sum(values["counts"]) == 10 - summary["n_dropped"]

@@ -16,7 +16,7 @@ from bayesgmm.em._algorithm import (
 )
 from bayesgmm.em._covariance import COVARIANCE_FAMILIES, CovarianceError, get_family
 from bayesgmm.em._criteria import aic, bic, classification_entropy, icl, n_parameters
-from bayesgmm.em._estimator import GaussianMixtureEM, as_generator, standardization
+from bayesgmm.em._estimator import GaussianMixtureEM, reference_em
 from bayesgmm.em._grid import em_grid
 from bayesgmm.em._initialization import (
     INIT_METHODS,
@@ -33,7 +33,6 @@ __all__ = [
     "INIT_METHODS",
     "StepInfo",
     "aic",
-    "as_generator",
     "bic",
     "classification_entropy",
     "em_grid",
@@ -45,7 +44,7 @@ __all__ = [
     "log_prob_and_responsibilities",
     "n_parameters",
     "run_em",
-    "standardization",
+    "reference_em",
     "state_from_responsibilities",
     "sufficient_statistics",
 ]

@@ -20,6 +20,7 @@ from typing import NamedTuple
 import numpy as np
 
 from bayesgmm.em._covariance import get_family
+from bayesgmm.gaussian import log_normalize
 
 __all__ = [
     "EMState",
@@ -134,12 +135,8 @@ def log_prob_and_responsibilities(
     responsibilities : ndarray of shape (n_samples, n_components)
         Posterior component probabilities; each row sums to one.
     """
-    joint = weighted_log_prob(X, state, covariance_type)
-    row_max = joint.max(axis=1, keepdims=True)
-    responsibilities = np.exp(joint - row_max)
-    total = responsibilities.sum(axis=1, keepdims=True)
-    responsibilities /= total
-    return (row_max + np.log(total))[:, 0], responsibilities
+    log_norm, log_resp = log_normalize(weighted_log_prob(X, state, covariance_type))
+    return log_norm, np.exp(log_resp)
 
 
 class SufficientStatistics(NamedTuple):

@@ -20,11 +20,12 @@ the Mahalanobis term of a point ``x`` is ``||(x - mu) @ U||^2``.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+
+from bayesgmm.gaussian import LOG_2PI, log_gaussian_full
 
 __all__ = [
     "COVARIANCE_FAMILIES",
@@ -32,8 +33,6 @@ __all__ = [
     "CovarianceError",
     "get_family",
 ]
-
-_LOG_2PI = math.log(2.0 * math.pi)
 
 ILL_DEFINED_MESSAGE = (
     "Fitting the mixture failed because a component has an ill-defined "
@@ -48,19 +47,6 @@ class CovarianceError(ValueError):
 
 
 # ---------------------------------------------------------------- full
-def _full_log_gaussian(X, means, precisions_cholesky):
-    n_components, n_features = means.shape
-    stacked = precisions_cholesky.transpose(1, 0, 2).reshape(
-        n_features, n_components * n_features
-    )
-    projected = X @ stacked
-    projected -= np.einsum("kd,kde->ke", means, precisions_cholesky).ravel()
-    np.square(projected, out=projected)
-    mahalanobis = projected.reshape(X.shape[0], n_components, n_features).sum(axis=2)
-    log_det = np.log(np.diagonal(precisions_cholesky, axis1=1, axis2=2)).sum(axis=1)
-    return -0.5 * (n_features * _LOG_2PI + mahalanobis) + log_det
-
-
 def _full_second_moments(X, responsibilities):
     # Only the upper triangle of each x x^T is formed (D(D+1)/2 columns).
     n_features = X.shape[1]
@@ -128,7 +114,7 @@ def _tied_log_gaussian(X, means, precisions_cholesky):
     difference = projected[:, None, :] - centres[None, :, :]
     mahalanobis = np.einsum("nkd,nkd->nk", difference, difference)
     log_det = np.log(np.diagonal(precisions_cholesky)).sum()
-    return -0.5 * (n_features * _LOG_2PI + mahalanobis) + log_det
+    return -0.5 * (n_features * LOG_2PI + mahalanobis) + log_det
 
 
 def _tied_second_moments(X, responsibilities):
@@ -152,7 +138,7 @@ def _diag_log_gaussian(X, means, precisions_cholesky):
         + (X**2 @ precisions.T)
     )
     log_det = np.log(precisions_cholesky).sum(axis=1)
-    return -0.5 * (n_features * _LOG_2PI + mahalanobis) + log_det
+    return -0.5 * (n_features * LOG_2PI + mahalanobis) + log_det
 
 
 def _diag_second_moments(X, responsibilities):
@@ -198,7 +184,7 @@ def _spherical_log_gaussian(X, means, precisions_cholesky):
         + np.outer(np.einsum("nd,nd->n", X, X), precisions)
     )
     log_det = n_features * np.log(precisions_cholesky)
-    return -0.5 * (n_features * _LOG_2PI + mahalanobis) + log_det
+    return -0.5 * (n_features * LOG_2PI + mahalanobis) + log_det
 
 
 def _spherical_covariances(second_moments, nk, means, reg_covar):
@@ -269,7 +255,7 @@ class CovarianceFamily:
 COVARIANCE_FAMILIES: dict[str, CovarianceFamily] = {
     "full": CovarianceFamily(
         name="full",
-        log_gaussian=_full_log_gaussian,
+        log_gaussian=log_gaussian_full,
         second_moments=_full_second_moments,
         covariances=_full_covariances,
         precisions_cholesky=_upper_inverse_cholesky,

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any
 
 import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from bayesgmm._checks import check_n_components, check_number, check_X
+from bayesgmm._checks import as_generator, check_n_components, check_number, check_X
 from bayesgmm.em import _criteria
 from bayesgmm.em._algorithm import (
     DEFAULT_CHUNK_SIZE,
@@ -31,41 +30,9 @@ from bayesgmm.em._algorithm import (
 )
 from bayesgmm.em._covariance import CovarianceError, get_family
 from bayesgmm.em._initialization import INIT_METHODS, initial_responsibilities
+from bayesgmm.scaling import standardization
 
-__all__ = ["GaussianMixtureEM", "as_generator", "standardization"]
-
-
-def as_generator(random_state: Any) -> np.random.Generator:
-    """One ``np.random.Generator`` from ``None``, an int, a Generator or a RandomState."""
-    if isinstance(random_state, np.random.RandomState):
-        return np.random.default_rng(random_state.randint(2**32 - 1, dtype=np.int64))
-    return np.random.default_rng(random_state)
-
-
-def standardization(values: np.ndarray, scale_mode: str) -> tuple[np.ndarray, np.ndarray]:
-    """Centre and scale such that ``(values - centre) / scale`` is standardised.
-
-    Parameters
-    ----------
-    values : ndarray of shape (n_samples, n_features)
-    scale_mode : {"feature", "common"}
-        Per-feature standard deviations, or one common scale (the root mean
-        of the feature variances) repeated for every feature.
-
-    Returns
-    -------
-    centre, scale : ndarray of shape (n_features,)
-        ``scale`` is strictly positive (1 where a column has no spread, which
-        only happens for a single row).
-    """
-    centre = values.mean(axis=0)
-    variance = values.var(axis=0)
-    if scale_mode == "common":
-        variance = np.full_like(variance, variance.mean())
-    scale = np.sqrt(variance)
-    scale[scale == 0.0] = 1.0
-    return centre, scale
-
+__all__ = ["GaussianMixtureEM", "reference_em"]
 
 
 class GaussianMixtureEM(DensityMixin, BaseEstimator):
@@ -459,3 +426,41 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
 
 def _final_value(run) -> float:
     return run.log_likelihoods[-1] if run.n_iter else -np.inf
+
+
+REFERENCE_TOL = 1e-6
+REFERENCE_MAX_ITER = 1000
+
+
+def reference_em(
+    X, n_components: int, covariance_type: str = "full", *, n_init: int = 10, random_state=None
+) -> GaussianMixtureEM:
+    """EM fitted with bayesgmm's reference settings, for starts and criteria.
+
+    Every EM solution that other code relies on (the start of every Bayesian
+    fit, the BIC/AIC/ICL columns of ``compare_k`` and of the CLI's EM grid)
+    comes from here, with a tight tolerance (``1e-6``) and up to 1000
+    iterations.  A run that stops at the cap without meeting ``tol`` is still
+    kept (``converged_`` says so): its ConvergenceWarning is silenced, since
+    the callers use the solution as a start or a criterion, not as the answer.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+    n_components : int
+    covariance_type : {"full", "tied", "diag", "spherical"}
+    n_init : int, default=10
+    random_state : int, numpy.random.Generator or None
+
+    Returns
+    -------
+    GaussianMixtureEM
+        Fitted.
+    """
+    em = GaussianMixtureEM(
+        n_components, covariance_type=covariance_type, n_init=n_init, tol=REFERENCE_TOL,
+        max_iter=REFERENCE_MAX_ITER, random_state=random_state,
+    )
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=ConvergenceWarning)
+        return em.fit(X)

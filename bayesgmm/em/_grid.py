@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bayesgmm.em._estimator import GaussianMixtureEM
+from bayesgmm.em._estimator import reference_em
 
 __all__ = ["em_grid"]
 
@@ -22,16 +22,13 @@ def em_grid(X, ks=range(1, 5), covariance_types=("full", "tied", "diag", "spheri
     Returns
     -------
     rows : list of dict
-    best : GaussianMixtureEM
+    best : bayesgmm.em.GaussianMixtureEM
         The fit with the lowest BIC.
     """
     rows, best, best_bic = [], None, float("inf")
     for covariance_type in covariance_types:
         for k in ks:
-            em = GaussianMixtureEM(
-                k, covariance_type=covariance_type, n_init=10, tol=1e-6, max_iter=1000,
-                random_state=random_state,
-            ).fit(X)
+            em = reference_em(X, k, covariance_type, random_state=random_state)
             bic = em.bic(X)
             rows.append({"covariance": covariance_type, "K": k, "log_lik": em.score(X) * len(X),
                          "BIC": bic, "AIC": em.aic(X), "ICL": em.icl(X),

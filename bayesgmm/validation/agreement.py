@@ -21,7 +21,10 @@ from pathlib import Path
 import numpy as np
 from arviz_stats import mcse
 
+from bayesgmm.bayes import diagnostics_reported
 from bayesgmm.datasets import load_faithful, make_mixture
+from bayesgmm.parameters import parameter_matrix
+from bayesgmm.posterior import parameters_from_posterior
 
 __all__ = ["em_agreement", "engine_agreement", "advi_agreement", "recovery", "main"]
 
@@ -59,18 +62,9 @@ def em_agreement() -> list[str]:
 
 
 def _flat_parameters(model):
-    posterior = model.idata_.posterior
-    names, columns = [], []
-    features = list(posterior["feature"].values)
-    for k in posterior["component"].values:
-        names.append(f"weights[{k}]")
-        columns.append(posterior["weights"].sel(component=k).values)
-        for f in features:
-            names.append(f"means[{k},{f}]")
-            columns.append(posterior["means"].sel(component=k, feature=f).values)
-            names.append(f"scales[{k},{f}]")
-            columns.append(posterior["scales"].sel(component=k, feature=f).values)
-    return names, np.stack(columns, axis=-1)
+    """The relabelled draws as named columns, shape (chain, draw, n_parameters)."""
+    parameters = parameters_from_posterior(model.idata_.posterior.to_dataset(), flatten=False)
+    return parameter_matrix(parameters, model.covariance_type, list(model.feature_names_in_))
 
 
 def _compare(a, b):
@@ -89,8 +83,7 @@ def engine_agreement() -> list[str]:
     fits, seconds = {}, {}
     for engine in ("nutpie", "pymc"):
         began = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with diagnostics_reported():
             fits[engine] = BayesianGMM(2, engine=engine, draws=2000, tune=1000, chains=4,
                                        random_state=0, progressbar=False).fit(X)
         seconds[engine] = time.perf_counter() - began
@@ -117,8 +110,7 @@ def advi_agreement() -> list[str]:
 
     X, _ = make_mixture(500, [0.4, 0.6], [[0.0, 0.0], [8.0, 3.0]],
                         [[[1.0, 0.3], [0.3, 1.0]], [[2.0, -0.5], [-0.5, 1.0]]], random_state=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with diagnostics_reported():
         nuts = BayesianGMM(2, random_state=0, progressbar=False).fit(X)
         advi = BayesianGMM(2, method="fullrank_advi", draws=4000, random_state=0,
                            progressbar=False).fit(X)
@@ -162,8 +154,7 @@ def recovery() -> list[str]:
             correlation = np.full((n_features, n_features), 0.4) + 0.6 * np.eye(n_features)
             covariances = np.stack([correlation * (1 + 0.3 * k) for k in range(n_components)])
             X, _ = make_mixture(400, weights, means, covariances, random_state=rng)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
+            with diagnostics_reported():
                 fit = BayesianGMM(n_components, random_state=0, progressbar=False).fit(X)
             posterior = fit.idata_.posterior
             order = np.argsort(posterior["means"].mean(("chain", "draw")).values[:, 0])

@@ -55,17 +55,14 @@ def _relabelled_diagnostics(parameters, X, n_components):
     """Relabel (chain, draw) draws with bayesgmm's code; ESS/R-hat on them."""
     from arviz_stats import ess, rhat
 
-    from bayesgmm.bayes import _em_start
-    from bayesgmm.likelihood import flatten_draws
+    from bayesgmm.fitting import em_start_parameters
+    from bayesgmm.parameters import flatten_draws, parameter_matrix, unflatten_draws
     from bayesgmm.relabel import relabel_draws
 
     chains, draws = parameters.weights.shape[:2]
     flat = flatten_draws(parameters)
-    relabelled, result = relabel_draws(X, flat, _em_start(X, n_components, "full", 5, 0))
-    rows, cols = np.tril_indices(X.shape[1], k=-1)
-    pieces = [relabelled.weights, relabelled.means, relabelled.scales,
-              relabelled.correlations[..., rows, cols]]
-    matrix = np.concatenate([p.reshape(chains, draws, -1) for p in pieces], axis=-1)
+    relabelled, result = relabel_draws(X, flat, em_start_parameters(X, n_components, "full", 5, 0))
+    matrix = parameter_matrix(unflatten_draws(relabelled, chains), "full")[1]
     raw_pieces = [flat.weights, flat.means]
     raw = np.concatenate([p.reshape(chains, draws, -1) for p in raw_pieces], axis=-1)
     return {
@@ -79,17 +76,16 @@ def _relabelled_diagnostics(parameters, X, n_components):
 def _em_labels(model, X) -> list[int]:
     """Hard labels of the EM solution this fit started from."""
     from bayesgmm.likelihood import log_joint
-    from bayesgmm.logdensity import ModelParameters
+    from bayesgmm.parameters import ModelParameters
 
     start = ModelParameters(*(np.asarray(a)[None] for a in model.em_start_))
     return log_joint(X.to_numpy(), start)[0].argmax(axis=1).tolist()
 
 
 def worker_bayesgmm(n_components: int, method: str, engine: str) -> dict:
-    import warnings
-
     began = time.perf_counter()
     from bayesgmm import BayesianGMM
+    from bayesgmm.bayes import diagnostics_reported
 
     imported = time.perf_counter()
     X = _faithful()
@@ -97,8 +93,7 @@ def worker_bayesgmm(n_components: int, method: str, engine: str) -> dict:
         n_components, method=method, engine=engine, draws=DRAWS, tune=TUNE,
         chains=CHAINS, random_state=SEED, progressbar=False,
     )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with diagnostics_reported():  # the report shows the diagnostics
         model.fit(X)
         second_began = time.perf_counter()
         BayesianGMM(
@@ -116,7 +111,7 @@ def worker_bayesgmm(n_components: int, method: str, engine: str) -> dict:
         "means_sd": posterior["means"].std(("chain", "draw")).values.tolist(),
         "labels": model.predict(X).tolist(),
         "em_labels": _em_labels(model, X),
-        "n_permuted": model.relabelling_["n_permuted"],
+        "n_permuted": model.relabelling_.n_permuted,
     }
     if method == "nuts":
         result.update(
@@ -128,26 +123,22 @@ def worker_bayesgmm(n_components: int, method: str, engine: str) -> dict:
 
 
 def worker_vectorised_pymc(n_components: int) -> dict:
-    import warnings
-
     import pymc as pm
 
-    from bayesgmm.inference import _parameters_from_pymc
-    from bayesgmm.logdensity import Layout
+    from bayesgmm.inference import parameters_from_pymc
     from bayesgmm.model import build_model
-    from bayesgmm.posterior import to_data_units
+    from bayesgmm.parameters import Layout, to_data_units
 
     X = _faithful()
     began = time.perf_counter()
     model = build_model(X, n_components)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        trace = pm.sample(draws=DRAWS, tune=TUNE, chains=CHAINS, random_seed=SEED,
-                          progressbar=False, compute_convergence_checks=False, model=model)
+    # Runs in a worker process: its warnings go to stderr, not into the report.
+    trace = pm.sample(draws=DRAWS, tune=TUNE, chains=CHAINS, random_seed=SEED,
+                      progressbar=False, compute_convergence_checks=False, model=model)
     wall = time.perf_counter() - began
     values = X.to_numpy()
     parameters = to_data_units(
-        _parameters_from_pymc(trace.posterior.to_dataset(),
+        parameters_from_pymc(trace.posterior.to_dataset(),
                               Layout(n_components, values.shape[1], "full")),
         values.mean(0), values.std(0),
     )

@@ -28,8 +28,11 @@ import sklearn
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.mixture import GaussianMixture
 
-from bayesgmm.em import GaussianMixtureEM, initial_responsibilities
-from bayesgmm.em._algorithm import state_from_responsibilities
+from bayesgmm.em import (
+    GaussianMixtureEM,
+    initial_responsibilities,
+    state_from_responsibilities,
+)
 
 N_FEATURES = 10
 N_COMPONENTS = 8

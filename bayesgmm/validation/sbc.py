@@ -29,7 +29,6 @@ import argparse
 import json
 import multiprocessing
 import time
-import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -113,7 +112,7 @@ def simulate_prior(config: SBCConfig, rng: np.random.Generator):
     X : ndarray of shape (n_samples, n_features)
     """
     from bayesgmm.datasets import make_mixture
-    from bayesgmm.logdensity import ModelParameters
+    from bayesgmm.parameters import ModelParameters
 
     k, d = config.n_components, config.n_features
     resolved = config.priors.resolve(k, np.zeros(d), np.ones(d))
@@ -134,22 +133,16 @@ def simulate_prior(config: SBCConfig, rng: np.random.Generator):
     return parameters, X
 
 
-def _ordered_quantities(parameters, X, n_features):
-    """Label-invariant quantities, batched over a leading draw axis."""
+def _ordered_quantities(parameters, X, covariance_type):
+    """Label-invariant quantities (components ordered by their first mean), by draw."""
     from bayesgmm.likelihood import pointwise_log_likelihood
+    from bayesgmm.parameters import parameter_matrix
     from bayesgmm.relabel import relabel_parameters
 
     order = np.argsort(parameters.means[..., 0], axis=-1)
     ordered = relabel_parameters(parameters, order)
-    n_draws, k = ordered.weights.shape
-    quantities = {}
-    for component in range(k):
-        quantities[f"weight[{component}]"] = ordered.weights[:, component]
-        for feature in range(n_features):
-            quantities[f"mean[{component},{feature}]"] = ordered.means[:, component, feature]
-            quantities[f"scale[{component},{feature}]"] = ordered.scales[:, component, feature]
-    if n_features > 1:
-        quantities["correlation[0,1,0]"] = ordered.correlations[:, 0, 1, 0]
+    names, matrix = parameter_matrix(ordered, covariance_type)
+    quantities = dict(zip(names, matrix.T, strict=True))
     quantities["log_likelihood"] = pointwise_log_likelihood(X, ordered).sum(axis=1)
     return quantities
 
@@ -158,22 +151,19 @@ def simulation_ranks(config: SBCConfig, seed: int) -> dict:
     """Run one simulation; return PIT values, coverage hits and fit statistics."""
     from arviz_stats import ess
 
-    from bayesgmm.bayes import BayesianGMM
-    from bayesgmm.em import GaussianMixtureEM
-    from bayesgmm.logdensity import ModelParameters
+    from bayesgmm.bayes import BayesianGMM, diagnostics_reported
+    from bayesgmm.em import reference_em
+    from bayesgmm.parameters import ModelParameters
     from bayesgmm.posterior import parameters_from_posterior
 
     rng = np.random.default_rng(seed)
     truth, X = simulate_prior(config, rng)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        em = GaussianMixtureEM(config.n_components, n_init=5, random_state=seed).fit(X)
+    em = reference_em(X, config.n_components, n_init=5, random_state=seed)
     smallest = int(np.bincount(em.predict(X), minlength=config.n_components).min())
     if smallest < MIN_EM_COMPONENT_SIZE:
         return {"seed": seed, "dropped": True}
     began = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
+    with diagnostics_reported():  # divergences and ESS are recorded per simulation
         fit = BayesianGMM(
             config.n_components, priors=config.priors, method=config.method,
             draws=config.draws, tune=config.tune, chains=config.chains, cores=1,
@@ -183,9 +173,9 @@ def simulation_ranks(config: SBCConfig, seed: int) -> dict:
     posterior = fit.idata_.posterior
     chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
     flat = parameters_from_posterior(posterior.to_dataset())
-    draws_quantities = _ordered_quantities(flat, X, config.n_features)
+    draws_quantities = _ordered_quantities(flat, X, fit.covariance_type)
     true_quantities = _ordered_quantities(
-        ModelParameters(*(np.asarray(a)[None] for a in truth)), X, config.n_features
+        ModelParameters(*(np.asarray(a)[None] for a in truth)), X, fit.covariance_type
     )
     matrix = np.stack([v.reshape(chains, draws) for v in draws_quantities.values()], axis=-1)
     min_ess = float(np.min(ess(matrix, method="bulk"))) if chains > 1 or draws > 3 else 1.0

@@ -14,11 +14,7 @@ from pathlib import Path
 
 from bayesgmm.datasets import load_faithful, load_galaxies
 from bayesgmm.report import markdown_table
-from bayesgmm.selection import compare_k
-
-COLUMNS = ["elpd_loo", "se", "elpd_diff", "dse", "stacking_weight", "loo_method", "max_khat",
-           "elpd_waic", "bic_lower_is_better", "icl_lower_is_better", "p_occupied", "max_rhat",
-           "divergences", "converged", "loo_caveat"]
+from bayesgmm.selection import REPORT_COLUMNS, compare_k
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -40,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
         seconds = time.perf_counter() - began
         lines += [f"## {name}", "", f"**best_k = {selection.best_k}**: {selection.rule}. "
                   f"Sweep wall time {seconds:.0f} s ({args.jobs} process(es), 2-core machine).",
-                  "", markdown_table(selection.table[COLUMNS]), ""]
+                  "", markdown_table(selection.view(REPORT_COLUMNS)), ""]
         print(f"{name}: best_k {selection.best_k}, {seconds:.0f} s", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines))

@@ -4,11 +4,12 @@ nutpie's Rust sampler calls C function pointers without the GIL.  Its public
 entry points either compile a PyMC model (tens of seconds through numba) or
 call back into Python for every gradient (~13 us of overhead, serialised on
 the GIL).  Instead we fill nutpie's ``CompiledPyMCModel`` record with our own
-``cfunc``: :func:`bayesgmm.logdensity.gmm_logp_cfunc` and a copy-through
-expand function, both compiled once per installation (numba ``cache=True``).
+``cfunc``: :func:`bayesgmm._kernel.logdensity.gmm_logp_cfunc` and a
+copy-through expand function, both compiled once per installation (numba
+``cache=True``).
 
 This uses nutpie internals (``nutpie.compile_pymc.CompiledPyMCModel``), which
-is why ``pyproject.toml`` pins ``nutpie<0.17``; ``tests/test_inference.py``
+is why ``pyproject.toml`` pins ``nutpie<0.17``; ``tests/_kernel/test_nutpie.py``
 samples through this path on every run, so a nutpie change shows up at once.
 """
 
@@ -19,7 +20,7 @@ import numpy as np
 from numba import types
 from nutpie.compile_pymc import CompiledPyMCModel
 
-from bayesgmm.logdensity import gmm_logp_cfunc
+from bayesgmm._kernel.logdensity import gmm_logp_cfunc
 
 __all__ = ["compiled_model", "THETA"]
 
@@ -47,7 +48,7 @@ def compiled_model(block: np.ndarray, initial_point: np.ndarray) -> CompiledPyMC
     Parameters
     ----------
     block : ndarray
-        From :func:`bayesgmm.logdensity.pack_block`; kept alive by the model.
+        From :func:`bayesgmm._kernel.pack_block`; kept alive by the model.
     initial_point : ndarray of shape (n_unconstrained,)
         The EM solution in the unconstrained space.
 

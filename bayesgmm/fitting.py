@@ -1,0 +1,262 @@
+"""The steps of a Bayesian fit, one function each.
+
+``BayesianGMM.fit`` is the composition
+
+    prepare_problem -> sample_problem -> relabel_sample -> assemble_datatree
+
+and each step can be called (and is tested) on its own:
+
+* :func:`prepare_problem` checks the data, puts it on the model's scale,
+  resolves the priors, packs the compiled density's block and computes the
+  EM start every chain begins from;
+* :func:`sample_problem` runs the chosen inference (see
+  :mod:`bayesgmm.inference`);
+* :func:`relabel_sample` maps the draws to data units and resolves label
+  switching against the EM start;
+* :func:`assemble_datatree` adds the pointwise log-likelihood and builds the
+  DataTree that is the fitted model's stored form.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from bayesgmm._checks import CheckedData, check_X
+from bayesgmm._kernel import logp_and_grad, pack_block
+from bayesgmm.em import reference_em
+from bayesgmm.inference import PosteriorSample, SamplerSettings, sample_posterior
+from bayesgmm.likelihood import pointwise_log_likelihood
+from bayesgmm.parameters import (
+    Layout,
+    ModelParameters,
+    flatten_draws,
+    parameters_to_unconstrained,
+    to_data_units,
+    unflatten_draws,
+)
+from bayesgmm.posterior import build_datatree
+from bayesgmm.priors import GMMPriors
+from bayesgmm.relabel import RelabellingSummary, relabel_draws
+from bayesgmm.scaling import ModelData, model_scale
+
+__all__ = [
+    "Problem",
+    "em_start_parameters",
+    "prepare_problem",
+    "sample_problem",
+    "relabel_sample",
+    "assemble_datatree",
+]
+
+MIN_START_WEIGHT = 1e-6
+"""EM weights are floored here so the start lies inside the simplex."""
+
+START_NUDGE = 1e-6
+"""Spread of the nudge added to the unconstrained start (see :func:`prepare_problem`)."""
+
+
+class Problem(NamedTuple):
+    """Everything a fit needs before inference runs.
+
+    Attributes
+    ----------
+    data : CheckedData
+        The user's data (checked, float64) and feature names.
+    scaled : ModelData
+        The data on the model's scale, the map back, the resolved priors.
+    priors : GMMPriors
+    layout : Layout
+    block : ndarray
+        Packed data and priors for the compiled density.
+    start : ndarray of shape (layout.size,)
+        The EM start in the unconstrained space (nudged).
+    em_start : ModelParameters
+        The EM start in data units: the relabelling pivot.
+    """
+
+    data: CheckedData
+    scaled: ModelData
+    priors: GMMPriors
+    layout: Layout
+    block: np.ndarray
+    start: np.ndarray
+    em_start: ModelParameters
+
+
+def em_start_parameters(
+    values: np.ndarray, n_components: int, covariance_type: str, n_init: int, seed: int
+) -> ModelParameters:
+    """The reference EM solution as ModelParameters (weights kept > 0).
+
+    Parameters
+    ----------
+    values : ndarray of shape (n_samples, n_features)
+    n_components : int
+    covariance_type : {"full", "diag"}
+    n_init : int
+        EM restarts.
+    seed : int
+
+    Returns
+    -------
+    ModelParameters
+        On the scale of ``values``, without leading axes.
+    """
+    em = reference_em(values, n_components, covariance_type, n_init=n_init, random_state=seed)
+    n_features = values.shape[1]
+    covariances = em.covariances_
+    if covariance_type == "diag":
+        scales = np.sqrt(covariances)
+        chol = np.broadcast_to(np.eye(n_features), (n_components, n_features, n_features))
+    else:
+        scales = np.sqrt(np.diagonal(covariances, axis1=1, axis2=2))
+        correlations = covariances / (scales[:, :, None] * scales[:, None, :])
+        chol = np.linalg.cholesky(correlations)
+    weights = np.maximum(em.weights_, MIN_START_WEIGHT)
+    return ModelParameters(weights / weights.sum(), em.means_, scales, np.array(chol))
+
+
+def prepare_problem(
+    X,
+    *,
+    n_components: int,
+    covariance_type: str,
+    priors: GMMPriors,
+    em_n_init: int,
+    rng: np.random.Generator,
+) -> Problem:
+    """Check the data and build the compiled density and the start.
+
+    Parameters
+    ----------
+    X : array-like or DataFrame of shape (n_samples, n_features)
+    n_components : int
+    covariance_type : {"full", "diag"}
+    priors : GMMPriors
+    em_n_init : int
+    rng : numpy.random.Generator
+        Draws the EM seed, then the start's nudge.
+
+    Returns
+    -------
+    Problem
+
+    Raises
+    ------
+    ValueError
+        When the density is not finite at the EM start (the data cannot
+        support ``n_components``).
+    """
+    data = check_X(X, n_components=n_components)
+    scaled = model_scale(data.values, priors, n_components)
+    layout = Layout(n_components, data.values.shape[1], covariance_type)
+    start_parameters = em_start_parameters(
+        scaled.values, n_components, covariance_type, em_n_init, int(rng.integers(2**31 - 1))
+    )
+    block = pack_block(scaled.values, scaled.resolved, n_components, covariance_type)
+    # A nudge in the unconstrained space, invisible at the posterior's scale:
+    # nutpie rejects a start whose gradient has an exact zero (e.g. a
+    # correlation of exactly 0 in a component no point belongs to).
+    start = parameters_to_unconstrained(start_parameters, layout)
+    start = start + START_NUDGE * rng.standard_normal(start.shape)
+    start_logp, start_grad = logp_and_grad(start, block)
+    if not (np.isfinite(start_logp) and np.all(np.isfinite(start_grad))):
+        raise ValueError(
+            "The EM starting point has a non-finite posterior density: the data cannot "
+            f"support {n_components} components (too few distinct points, or "
+            "duplicated rows). Use fewer components or remove duplicated rows."
+        )
+    em_start = to_data_units(start_parameters, scaled.centre, scaled.scale)
+    return Problem(data, scaled, priors, layout, block, start, em_start)
+
+
+def sample_problem(
+    problem: Problem, settings: SamplerSettings, rng: np.random.Generator
+) -> PosteriorSample:
+    """Run the inference that ``settings`` choose, from the problem's start.
+
+    Parameters
+    ----------
+    problem : Problem
+    settings : SamplerSettings
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    PosteriorSample
+        Draws on the model's scale.
+    """
+    def pymc_model():
+        from bayesgmm.model import build_model
+
+        frame = pd.DataFrame(problem.data.values, columns=problem.data.feature_names)
+        layout = problem.layout
+        return build_model(frame, layout.n_components, problem.priors, layout.covariance_type)
+
+    return sample_posterior(settings, block=problem.block, start=problem.start,
+                            layout=problem.layout, model_factory=pymc_model, rng=rng)
+
+
+def relabel_sample(
+    problem: Problem, sample: PosteriorSample, method: str
+) -> tuple[ModelParameters, RelabellingSummary]:
+    """Draws in data units, relabelled against the EM start.
+
+    Parameters
+    ----------
+    problem : Problem
+    sample : PosteriorSample
+    method : {"stephens", "pivot"}
+
+    Returns
+    -------
+    relabelled : ModelParameters
+        Leading axes ``(chain, draw)``, data units.
+    summary : RelabellingSummary
+    """
+    scaled = problem.scaled
+    draws = to_data_units(sample.parameters, scaled.centre, scaled.scale)
+    flat, result = relabel_draws(problem.data.values, flatten_draws(draws), problem.em_start,
+                                 method)
+    return unflatten_draws(flat, draws.weights.shape[0]), result.summary
+
+
+def assemble_datatree(
+    problem: Problem,
+    relabelled: ModelParameters,
+    sample: PosteriorSample,
+    attrs: dict[str, Any],
+) -> xr.DataTree:
+    """The fitted model's DataTree, with the pointwise log-likelihood.
+
+    Parameters
+    ----------
+    problem : Problem
+    relabelled : ModelParameters
+        Leading axes ``(chain, draw)``, data units.
+    sample : PosteriorSample
+        For its sampler statistics and extra groups.
+    attrs : dict
+        Root attributes (strings and numbers only).
+
+    Returns
+    -------
+    xarray.DataTree
+        See :func:`bayesgmm.posterior.build_datatree`.
+    """
+    chains, n_draws = relabelled.weights.shape[:2]
+    values = problem.data.values
+    log_lik = pointwise_log_likelihood(values, flatten_draws(relabelled))
+    return build_datatree(
+        relabelled,
+        sample_stats=sample.sample_stats,
+        log_likelihood=log_lik.reshape(chains, n_draws, -1),
+        observed=values,
+        feature_names=problem.data.feature_names,
+        attrs=attrs,
+        extra_groups=sample.extra_groups,
+    )

@@ -1,0 +1,315 @@
+"""Mixture parameters as arrays: the types, PyMC's transforms and the named flattening.
+
+The numpy core under the Bayesian side (no numba, no PyMC).  Every draw of a
+posterior travels as one :class:`ModelParameters` batched over leading axes
+(``(chain, draw)`` or one flattened draw axis); :class:`Layout` says where each
+block sits in the unconstrained vector that samplers move in.
+
+Unconstrained vector, in PyMC's ``model.value_vars`` order:
+
+=============================================  ============================  ============
+value variable                                 length                        transform
+=============================================  ============================  ============
+``weights_simplex__`` (if K > 1)               K - 1                         simplex
+``means``                                      K * D                         none
+``scales_log__``                               K * D                         log
+``correlations_cholesky_cholesky_corr__``      K * D(D-1)/2 (full, D > 1)    LKJ Cholesky
+=============================================  ============================  ============
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+__all__ = [
+    "Layout",
+    "ModelParameters",
+    "spiral_indices",
+    "unconstrained_to_parameters",
+    "parameters_to_unconstrained",
+    "flatten_draws",
+    "unflatten_draws",
+    "to_data_units",
+    "to_model_units",
+    "parameter_matrix",
+]
+
+UNCONSTRAINED_BLOCKS = ("weights", "means", "scales", "correlations")
+
+
+class Layout(NamedTuple):
+    """Where each parameter block sits in the unconstrained vector."""
+
+    n_components: int
+    n_features: int
+    covariance_type: str
+
+    @property
+    def n_weights(self) -> int:
+        """Length of the simplex block (0 when K = 1)."""
+        return self.n_components - 1
+
+    @property
+    def n_triangle(self) -> int:
+        """Free correlation entries per component (0 for diag or D = 1)."""
+        if self.covariance_type != "full":
+            return 0
+        return self.n_features * (self.n_features - 1) // 2
+
+    @property
+    def lengths(self) -> dict[str, int]:
+        """Length of every block of :data:`UNCONSTRAINED_BLOCKS`, in order."""
+        k, d = self.n_components, self.n_features
+        sizes = (self.n_weights, k * d, k * d, k * self.n_triangle)
+        return dict(zip(UNCONSTRAINED_BLOCKS, sizes, strict=True))
+
+    @property
+    def size(self) -> int:
+        """Length of the whole unconstrained vector."""
+        return sum(self.lengths.values())
+
+    @property
+    def slices(self) -> dict[str, slice]:
+        """Slices of the value variables, in PyMC's order."""
+        bounds = np.cumsum([0, *self.lengths.values()])
+        return {name: slice(int(a), int(b))
+                for name, a, b in zip(UNCONSTRAINED_BLOCKS, bounds, bounds[1:])}
+
+
+class ModelParameters(NamedTuple):
+    """Constrained parameters, batched over leading axes.
+
+    Attributes
+    ----------
+    weights : ndarray of shape (..., n_components)
+    means : ndarray of shape (..., n_components, n_features)
+    scales : ndarray of shape (..., n_components, n_features)
+        Per-feature standard deviations.
+    correlation_cholesky : ndarray of shape (..., n_components, n_features, n_features)
+        Lower Cholesky factors of the correlation matrices (identity for diag).
+    """
+
+    weights: np.ndarray
+    means: np.ndarray
+    scales: np.ndarray
+    correlation_cholesky: np.ndarray
+
+    @property
+    def covariance_cholesky(self) -> np.ndarray:
+        """Lower Cholesky factors ``diag(scales) @ L`` of the covariances."""
+        return self.scales[..., :, None] * self.correlation_cholesky
+
+    @property
+    def precisions_cholesky(self) -> np.ndarray:
+        """Upper ``U`` with ``U @ U.T`` the precision (scikit-learn's convention)."""
+        return np.swapaxes(np.linalg.inv(self.covariance_cholesky), -1, -2)
+
+    @property
+    def correlations(self) -> np.ndarray:
+        """Correlation matrices ``L @ L.T``."""
+        chol = self.correlation_cholesky
+        return chol @ np.swapaxes(chol, -1, -2)
+
+    @property
+    def covariances(self) -> np.ndarray:
+        """Covariance matrices."""
+        chol = self.covariance_cholesky
+        return chol @ np.swapaxes(chol, -1, -2)
+
+
+def spiral_indices(n_features: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column in ``L`` of each unconstrained correlation entry.
+
+    PyMC's ``CholeskyCorrTransform`` fills the strictly lower triangle in a
+    "spiral" order; e.g. for D = 3 the entries go to (2,1), (2,0), (1,0).
+
+    Parameters
+    ----------
+    n_features : int
+
+    Returns
+    -------
+    rows, cols : ndarray of shape (n_features * (n_features - 1) // 2,)
+
+    Examples
+    --------
+    >>> rows, cols = spiral_indices(3)
+    >>> list(zip(rows.tolist(), cols.tolist()))
+    [(2, 1), (2, 0), (1, 0)]
+    """
+    size = n_features * (n_features - 1) // 2
+    if size == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    order = np.arange(1, size + 1, dtype=np.float64)
+    tail = n_features - 1
+    folded = np.concatenate([order[tail:], order[::-1]]).reshape(tail, tail)
+    filled = np.zeros((n_features, n_features))
+    filled[1:, :-1] = np.tril(folded)
+    rows, cols = np.nonzero(filled)
+    position = filled[rows, cols].astype(np.int64) - 1
+    inverse = np.empty(size, dtype=np.int64)
+    inverse[position] = np.arange(size)
+    return rows[inverse], cols[inverse]
+
+
+def unconstrained_to_parameters(theta: np.ndarray, layout: Layout) -> ModelParameters:
+    """Apply PyMC's backward transforms to a batch of unconstrained vectors.
+
+    Parameters
+    ----------
+    theta : ndarray of shape (..., layout.size)
+    layout : Layout
+
+    Returns
+    -------
+    ModelParameters
+        Batched over the leading axes of ``theta``.
+    """
+    k, d = layout.n_components, layout.n_features
+    batch = theta.shape[:-1]
+    parts = {name: theta[..., part] for name, part in layout.slices.items()}
+    if k > 1:
+        logits = np.concatenate(
+            [parts["weights"], -parts["weights"].sum(axis=-1, keepdims=True)], axis=-1
+        )
+        logits -= logits.max(axis=-1, keepdims=True)
+        weights = np.exp(logits)
+        weights /= weights.sum(axis=-1, keepdims=True)
+    else:
+        weights = np.ones(batch + (1,))
+    means = parts["means"].reshape(batch + (k, d))
+    scales = np.exp(parts["scales"].reshape(batch + (k, d)))
+    chol = np.broadcast_to(np.eye(d), batch + (k, d, d)).copy()
+    if layout.n_triangle:
+        rows, cols = spiral_indices(d)
+        chol[..., rows, cols] = parts["correlations"].reshape(batch + (k, -1))
+        chol /= np.sqrt((chol**2).sum(axis=-1, keepdims=True))
+    return ModelParameters(weights, means, scales, chol)
+
+
+def parameters_to_unconstrained(parameters: ModelParameters, layout: Layout) -> np.ndarray:
+    """PyMC's forward transforms, batched over leading axes.
+
+    Parameters
+    ----------
+    parameters : ModelParameters
+        One parameter set, or a batch with the same leading axes everywhere.
+    layout : Layout
+
+    Returns
+    -------
+    ndarray of shape (..., layout.size)
+    """
+    batch = np.shape(parameters.weights)[:-1]
+    pieces = []
+    if layout.n_components > 1:
+        log_weights = np.log(parameters.weights)
+        centred = log_weights - log_weights.mean(axis=-1, keepdims=True)
+        pieces.append(centred[..., :-1])
+    pieces.append(np.reshape(parameters.means, batch + (-1,)))
+    pieces.append(np.log(np.reshape(parameters.scales, batch + (-1,))))
+    if layout.n_triangle:
+        chol = parameters.correlation_cholesky
+        unit_diagonal = chol / np.diagonal(chol, axis1=-2, axis2=-1)[..., :, None]
+        rows, cols = spiral_indices(layout.n_features)
+        pieces.append(np.reshape(unit_diagonal[..., rows, cols], batch + (-1,)))
+    return np.concatenate(pieces, axis=-1)
+
+
+def flatten_draws(parameters: ModelParameters, n_sample_dims: int = 2) -> ModelParameters:
+    """Merge the leading ``(chain, draw)`` axes into one draw axis."""
+    return ModelParameters(
+        *(np.reshape(a, (-1,) + a.shape[n_sample_dims:]) for a in parameters)
+    )
+
+
+def unflatten_draws(parameters: ModelParameters, n_chains: int) -> ModelParameters:
+    """Split one draw axis back into ``(chain, draw)``; inverse of :func:`flatten_draws`."""
+    return ModelParameters(
+        *(np.reshape(a, (n_chains, -1) + a.shape[1:]) for a in parameters)
+    )
+
+
+def to_data_units(
+    parameters: ModelParameters, centre: np.ndarray, scale: np.ndarray
+) -> ModelParameters:
+    """Map parameters of the standardised model ``z = (x - centre) / scale`` to ``x``."""
+    return ModelParameters(
+        parameters.weights,
+        centre + parameters.means * scale,
+        parameters.scales * scale,
+        parameters.correlation_cholesky,
+    )
+
+
+def to_model_units(
+    parameters: ModelParameters, centre: np.ndarray, scale: np.ndarray
+) -> ModelParameters:
+    """Inverse of :func:`to_data_units`."""
+    return ModelParameters(
+        parameters.weights,
+        (parameters.means - centre) / scale,
+        parameters.scales / scale,
+        parameters.correlation_cholesky,
+    )
+
+
+def parameter_matrix(
+    parameters: ModelParameters,
+    covariance_type: str,
+    feature_names: list[str] | None = None,
+) -> tuple[list[str], np.ndarray]:
+    """The free parameters of a posterior as named columns.
+
+    The one way a posterior is flattened for diagnostics, tables, benchmarks,
+    agreement checks and SBC.  Per component: the weight (when K > 1), the
+    means, the scales and, for full covariances with D > 1, the strictly
+    lower correlations.  The constant correlation diagonal and the redundant
+    upper triangle are left out (their R-hat is undefined or repeated).
+
+    Parameters
+    ----------
+    parameters : ModelParameters
+        Batched over leading sample axes, e.g. ``(chain, draw)``.
+    covariance_type : {"full", "diag"}
+    feature_names : list of str, optional
+        Defaults to ``0, 1, ...``.
+
+    Returns
+    -------
+    names : list of str
+        E.g. ``"weights[1]"``, ``"means[1, waiting]"``,
+        ``"correlations[1, waiting, eruptions]"``.
+    matrix : ndarray of shape (..., n_parameters)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> p = ModelParameters(np.full((5, 2), 0.5), np.zeros((5, 2, 2)), np.ones((5, 2, 2)),
+    ...                     np.broadcast_to(np.eye(2), (5, 2, 2, 2)))
+    >>> names, matrix = parameter_matrix(p, "full", ["a", "b"])
+    >>> names[:4], matrix.shape
+    (['weights[0]', 'means[0, a]', 'means[0, b]', 'scales[0, a]'], (5, 12))
+    """
+    batch = np.shape(parameters.weights)[:-1]
+    n_components, n_features = np.shape(parameters.means)[-2:]
+    features = [str(f) for f in (feature_names if feature_names is not None
+                                 else range(n_features))]
+    rows, cols = np.tril_indices(n_features, k=-1)
+    with_correlations = covariance_type == "full" and n_features > 1
+    correlations = parameters.correlations[..., rows, cols] if with_correlations else None
+    names, columns = [], []
+    for k in range(n_components):
+        if n_components > 1:
+            names.append(f"weights[{k}]")
+            columns.append(parameters.weights[..., k])
+        for block in ("means", "scales"):
+            names += [f"{block}[{k}, {f}]" for f in features]
+            columns += [getattr(parameters, block)[..., k, d] for d in range(n_features)]
+        if with_correlations:
+            names += [f"correlations[{k}, {features[i]}, {features[j]}]"
+                      for i, j in zip(rows, cols, strict=True)]
+            columns += [correlations[..., k, t] for t in range(rows.size)]
+    return names, np.stack(columns, axis=-1).reshape(batch + (len(names),))

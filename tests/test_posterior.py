@@ -1,0 +1,43 @@
+"""DataTree assembly and the way back to arrays."""
+
+import numpy as np
+
+from bayesgmm.parameters import Layout, flatten_draws, unconstrained_to_parameters
+from bayesgmm.posterior import OBSERVED, build_datatree, parameters_from_posterior
+
+
+def tree_and_parameters(rng, chains=2, draws=5, n_components=3, n_features=2):
+    layout = Layout(n_components, n_features, "full")
+    parameters = unconstrained_to_parameters(
+        rng.normal(size=(chains, draws, layout.size)), layout
+    )
+    import xarray as xr
+
+    stats = xr.Dataset({"diverging": (("chain", "draw"), np.zeros((chains, draws), bool))})
+    tree = build_datatree(
+        parameters, sample_stats=stats,
+        log_likelihood=rng.normal(size=(chains, draws, 11)),
+        observed=rng.normal(size=(11, n_features)), feature_names=["u", "v"],
+        attrs={"note": "test"},
+    )
+    return tree, parameters
+
+
+def test_groups_coordinates_and_attributes(rng):
+    tree, _ = tree_and_parameters(rng)
+    assert {"posterior", "sample_stats", "log_likelihood", "observed_data"} <= set(tree.children)
+    assert tree.posterior["means"].dims == ("chain", "draw", "component", "feature")
+    assert list(tree.posterior["feature"].values) == ["u", "v"]
+    assert tree.log_likelihood[OBSERVED].dims == ("chain", "draw", "obs")
+    assert tree.attrs["note"] == "test" and "bayesgmm_format_version" in tree.attrs
+
+
+def test_parameters_come_back_from_the_posterior_group(rng):
+    tree, parameters = tree_and_parameters(rng)
+    posterior = tree.posterior.to_dataset()
+    kept = parameters_from_posterior(posterior, flatten=False)
+    for a, b in zip(kept, parameters, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+    flat = parameters_from_posterior(posterior)
+    for a, b in zip(flat, flatten_draws(parameters), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
