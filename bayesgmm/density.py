@@ -17,7 +17,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy.special import logsumexp
 
-from bayesgmm.gaussian import log_normalize
+from bayesgmm.gaussian import normalize
 from bayesgmm.likelihood import DEFAULT_BUDGET, iter_obs_chunks
 from bayesgmm.parameters import ModelParameters
 
@@ -63,7 +63,7 @@ def predictive_density(
         lower, upper = np.empty(n_obs), np.empty(n_obs)
         tails = [(1.0 - interval) / 2.0, (1.0 + interval) / 2.0]
     for rows, joint in iter_obs_chunks(X, parameters, budget):
-        per_draw = log_normalize(joint)[0]
+        per_draw = normalize(joint)[0]
         log_density[rows] = logsumexp(per_draw, axis=0) - np.log(n_draws)
         if interval is not None:
             lower[rows], upper[rows] = np.quantile(per_draw, tails, axis=0)

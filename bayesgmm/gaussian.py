@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-__all__ = ["LOG_2PI", "log_gaussian_full", "log_normalize"]
+__all__ = ["LOG_2PI", "log_gaussian_full", "normalize"]
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -61,8 +61,8 @@ def log_gaussian_full(
     return -0.5 * (n_features * LOG_2PI + mahalanobis) + log_det[..., None, :]
 
 
-def log_normalize(joint: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Split log joint densities into ``log p(x)`` and log responsibilities.
+def normalize(joint: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Split log joint densities into ``log p(x)`` and responsibilities.
 
     Parameters
     ----------
@@ -73,17 +73,19 @@ def log_normalize(joint: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     -------
     log_norm : ndarray of shape (...)
         ``log p(x)`` by log-sum-exp.
-    log_resp : ndarray of shape (..., n_components)
-        ``log P(z = k | x)``; ``exp`` of each row sums to one.
+    responsibilities : ndarray of shape (..., n_components)
+        ``P(z = k | x)``; each row sums to one.
 
     Examples
     --------
     >>> import numpy as np
-    >>> log_norm, log_resp = log_normalize(np.log([[0.2, 0.6]]))
-    >>> np.round(np.exp(log_resp), 3).tolist(), round(float(np.exp(log_norm[0])), 3)
+    >>> log_norm, responsibilities = normalize(np.log([[0.2, 0.6]]))
+    >>> np.round(responsibilities, 3).tolist(), round(float(np.exp(log_norm[0])), 3)
     ([[0.25, 0.75]], 0.8)
     """
     top = joint.max(axis=-1, keepdims=True)
     top[~np.isfinite(top)] = 0.0
-    log_norm = top + np.log(np.exp(joint - top).sum(axis=-1, keepdims=True))
-    return log_norm[..., 0], joint - log_norm
+    responsibilities = np.exp(joint - top)
+    total = responsibilities.sum(axis=-1, keepdims=True)
+    responsibilities /= total
+    return (top + np.log(total))[..., 0], responsibilities

@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from bayesgmm.gaussian import log_gaussian_full, log_normalize
+from bayesgmm.gaussian import log_gaussian_full, normalize
 from bayesgmm.parameters import ModelParameters
 
 __all__ = [
@@ -113,5 +113,5 @@ def pointwise_log_likelihood(
     """
     out = np.empty((parameters.weights.shape[0], X.shape[0]))
     for rows, joint in iter_obs_chunks(X, parameters, budget):
-        out[:, rows] = log_normalize(joint)[0]
+        out[:, rows] = normalize(joint)[0]
     return out

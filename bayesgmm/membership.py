@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from bayesgmm.gaussian import log_normalize
+from bayesgmm.gaussian import normalize
 from bayesgmm.likelihood import DEFAULT_BUDGET, iter_obs_chunks, log_joint
 from bayesgmm.parameters import ModelParameters
 
@@ -84,7 +84,7 @@ def membership_arrays(
     expected_entropy = np.empty(n_obs)
     tails = [(1.0 - interval) / 2.0, (1.0 + interval) / 2.0]
     for rows, joint in iter_obs_chunks(X, parameters, budget):
-        responsibilities = np.exp(log_normalize(joint)[1])
+        responsibilities = normalize(joint)[1]
         out["prob"][rows] = responsibilities.mean(axis=0)
         lower, upper = np.quantile(responsibilities, tails, axis=0)
         out["prob_lower"][rows], out["prob_upper"][rows] = lower, upper
@@ -110,7 +110,7 @@ def mean_membership(
     """Posterior-mean responsibilities only, shape (n_obs, n_components)."""
     out = np.empty((X.shape[0], parameters.weights.shape[-1]))
     for rows, joint in iter_obs_chunks(X, parameters, budget):
-        out[rows] = np.exp(log_normalize(joint)[1]).mean(axis=0)
+        out[rows] = normalize(joint)[1].mean(axis=0)
     return out
 
 
@@ -141,7 +141,7 @@ def coclustering_matrix(
     total = np.zeros((n_obs, n_obs))
     for start in range(0, n_draws, draws_per_block):
         block = ModelParameters(*(a[start:start + draws_per_block] for a in parameters))
-        responsibilities = np.exp(log_normalize(log_joint(X, block))[1])
+        responsibilities = normalize(log_joint(X, block))[1]
         total += np.einsum("sik,sjk->ij", responsibilities, responsibilities)
     total /= n_draws
     np.fill_diagonal(total, 1.0)
@@ -175,7 +175,7 @@ def occupied_component_counts(
     sizes = np.zeros((n_draws, n_components), dtype=np.int64)
     draw_index = np.arange(n_draws)[:, None]
     for _, joint in iter_obs_chunks(X, parameters, budget):
-        cumulative = np.cumsum(np.exp(log_normalize(joint)[1]), axis=-1)
+        cumulative = np.cumsum(normalize(joint)[1], axis=-1)
         uniform = rng.random(cumulative.shape[:2] + (1,))
         allocation = np.minimum((cumulative < uniform * cumulative[..., -1:]).sum(axis=-1),
                                 n_components - 1)

@@ -27,7 +27,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from bayesgmm.gaussian import log_normalize
+from bayesgmm.gaussian import normalize
 from bayesgmm.likelihood import DEFAULT_BUDGET, iter_obs_chunks
 from bayesgmm.parameters import ModelParameters
 
@@ -221,7 +221,7 @@ def stephens_permutations(
         # responsibilities per iteration.
         costs = np.zeros((n_draws, n_components, n_components))
         for _, joint in iter_obs_chunks(X, parameters, budget):
-            resp = np.exp(log_normalize(joint)[1])
+            resp = normalize(joint)[1]
             mean_resp = apply_permutations(resp.swapaxes(1, 2), perms).mean(axis=0).T
             costs -= np.einsum("sij,ik->sjk", resp, np.log(np.maximum(mean_resp, tiny)))
         new_perms = hungarian_permutations(costs)

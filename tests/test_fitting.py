@@ -118,7 +118,6 @@ def test_fit_is_the_composition_of_the_steps():
 
 def test_relabelling_record_survives_save_and_load(tmp_path):
     from bayesgmm import load
-
     from bayesgmm.bayes import diagnostics_reported
 
     with diagnostics_reported():

@@ -4,7 +4,7 @@ import numpy as np
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 
-from bayesgmm.gaussian import log_gaussian_full, log_normalize
+from bayesgmm.gaussian import log_gaussian_full, normalize
 
 
 def random_covariances(rng, shape, n_features):
@@ -37,14 +37,15 @@ def test_batched_density_equals_one_call_per_draw(rng):
                                    rtol=1e-13)
 
 
-def test_log_normalize_is_log_sum_exp_and_rows_sum_to_one(rng):
+def test_normalize_is_log_sum_exp_and_rows_sum_to_one(rng):
     joint = rng.normal(scale=30.0, size=(5, 7, 4))
-    log_norm, log_resp = log_normalize(joint)
+    log_norm, responsibilities = normalize(joint)
     np.testing.assert_allclose(log_norm, logsumexp(joint, axis=-1), rtol=1e-13)
-    np.testing.assert_allclose(np.exp(log_resp).sum(axis=-1), 1.0, rtol=1e-13)
+    np.testing.assert_allclose(responsibilities.sum(axis=-1), 1.0, rtol=1e-13)
+    np.testing.assert_allclose(responsibilities, np.exp(joint - log_norm[..., None]), rtol=1e-12)
 
 
-def test_log_normalize_keeps_zero_weight_components_at_zero():
-    log_norm, log_resp = log_normalize(np.array([[-np.inf, np.log(0.5)]]))
-    assert np.exp(log_resp).tolist() == [[0.0, 1.0]]
+def test_normalize_keeps_zero_weight_components_at_zero():
+    log_norm, responsibilities = normalize(np.array([[-np.inf, np.log(0.5)]]))
+    assert responsibilities.tolist() == [[0.0, 1.0]]
     assert log_norm[0] == np.log(0.5)

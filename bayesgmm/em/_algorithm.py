@@ -20,7 +20,7 @@ from typing import NamedTuple
 import numpy as np
 
 from bayesgmm.em._covariance import get_family
-from bayesgmm.gaussian import log_normalize
+from bayesgmm.gaussian import normalize
 
 __all__ = [
     "EMState",
@@ -135,8 +135,7 @@ def log_prob_and_responsibilities(
     responsibilities : ndarray of shape (n_samples, n_components)
         Posterior component probabilities; each row sums to one.
     """
-    log_norm, log_resp = log_normalize(weighted_log_prob(X, state, covariance_type))
-    return log_norm, np.exp(log_resp)
+    return normalize(weighted_log_prob(X, state, covariance_type))
 
 
 class SufficientStatistics(NamedTuple):
