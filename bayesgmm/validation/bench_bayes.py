@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -39,6 +38,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from bayesgmm.validation import machine_note
 
 DRAWS, TUNE, CHAINS, SEED = 1000, 1000, 4, 1
 PEER = Path(__file__).with_name("peers") / "naive_pymc_gmm.py"
@@ -275,8 +276,7 @@ def render(results: dict, total_s: float) -> str:
         lines += _advi_gap(rows)
     lines += [
         NOTES,
-        f"Machine: {platform.machine()}, 2 shared cores, Python {platform.python_version()}. "
-        f"Total benchmark time {total_s:.0f} s.",
+        machine_note(total_s),
         "",
     ]
     return "\n".join(lines)

@@ -16,7 +16,6 @@ Run with ``make bench`` or ``python -m bayesgmm.validation.bench_em``.
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import time
 import tracemalloc
@@ -33,6 +32,7 @@ from bayesgmm.em import (
     initial_responsibilities,
     state_from_responsibilities,
 )
+from bayesgmm.validation import machine_note
 
 N_FEATURES = 10
 N_COMPONENTS = 8
@@ -151,11 +151,7 @@ def render(rows: list[dict], total_seconds: float) -> str:
         "Target: time ratio <= 1.0 (stretch 0.5) at a relative log-likelihood "
         "difference < 1e-6, and no more memory than sklearn.",
         "",
-        f"Machine: {platform.machine()}, {platform.python_implementation()} "
-        f"{platform.python_version()}, numpy {np.__version__}, scikit-learn "
-        f"{sklearn.__version__}; shared 2-core host, so absolute times are noisy and "
-        "only the ratios are meaningful. Total benchmark wall time: "
-        f"{total_seconds:.0f} s.",
+        machine_note(total_seconds, numpy=np.__version__, scikit_learn=sklearn.__version__),
         "",
     ]
     return "\n".join(lines)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import platform
 import subprocess
 import sys
 import tempfile
@@ -40,6 +39,7 @@ from bayesgmm.datasets import load_faithful
 from bayesgmm.parameters import Layout
 from bayesgmm.priors import GMMPriors
 from bayesgmm.scaling import model_scale
+from bayesgmm.validation import machine_note
 
 BASE_REVISION = "b890ec2"
 OLD_KERNEL_PATH = "bayesgmm/logdensity.py"
@@ -175,10 +175,7 @@ def render(timings: list[Timing], revision: str, total_seconds: float) -> str:
         "difference and the largest gradient difference relative to the largest "
         "gradient entry; 0 means bit-identical.",
         "",
-        f"Machine: {platform.machine()}, {platform.python_implementation()} "
-        f"{platform.python_version()}, numpy {np.__version__}, numba {numba.__version__}; "
-        "shared 2-core host, so absolute times are noisy and only the ratios are "
-        f"meaningful. Total benchmark wall time: {total_seconds:.0f} s.",
+        machine_note(total_seconds, numpy=np.__version__, numba=numba.__version__),
         "",
     ]
     return "\n".join(lines)
