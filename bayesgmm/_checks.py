@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import numbers
+import warnings
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -25,6 +26,9 @@ __all__ = [
     "CheckedData",
     "as_generator",
     "DataValidationError",
+    "TiedValuesWarning",
+    "largest_ties",
+    "warn_improper_ties",
     "check_X",
     "check_n_components",
     "check_number",
@@ -37,6 +41,10 @@ _MAX_ROWS_SHOWN = 5
 
 class DataValidationError(ValueError):
     """Raised when user data cannot be used; the message says how to fix it."""
+
+
+class TiedValuesWarning(UserWarning):
+    """Tied values with a scale prior under which the posterior is improper."""
 
 
 class CheckedData(NamedTuple):
@@ -309,3 +317,59 @@ def as_generator(random_state: Any) -> np.random.Generator:
     if isinstance(random_state, np.random.RandomState):
         return np.random.default_rng(random_state.randint(2**32 - 1, dtype=np.int64))
     return np.random.default_rng(random_state)
+
+
+MAX_HARMLESS_TIE = 2
+"""A component on ``m`` tied points makes the posterior improper once ``m > 2``."""
+
+
+def largest_ties(values: np.ndarray) -> np.ndarray:
+    """How often the most repeated value of each feature occurs.
+
+    Parameters
+    ----------
+    values : ndarray of shape (n_samples, n_features)
+
+    Returns
+    -------
+    ndarray of int, shape (n_features,)
+
+    Examples
+    --------
+    >>> largest_ties(np.array([[1.0, 2.0], [1.0, 3.0], [1.0, 4.0]])).tolist()
+    [3, 1]
+    """
+    ordered = np.sort(values, axis=0)
+    counts = []
+    for column in ordered.T:
+        starts = np.flatnonzero(np.r_[True, column[1:] != column[:-1], True])
+        counts.append(int(np.diff(starts).max()))
+    return np.asarray(counts)
+
+
+def warn_improper_ties(values: np.ndarray, feature_names: list[str], scale_prior: str,
+                       proper_priors: tuple[str, ...]) -> None:
+    """Warn when tied values make the posterior improper under ``scale_prior``.
+
+    Parameters
+    ----------
+    values : ndarray of shape (n_samples, n_features)
+    feature_names : list of str
+    scale_prior : str
+    proper_priors : tuple of str
+        Scale priors that stay proper with ties (nothing is checked for them).
+    """
+    if scale_prior in proper_priors:
+        return
+    ties = largest_ties(values)
+    worst = int(np.argmax(ties))
+    if ties[worst] > MAX_HARMLESS_TIE:
+        warnings.warn(
+            f"column '{feature_names[worst]}' repeats one value {ties[worst]} times: with "
+            f"scale_prior={scale_prior!r} a component can collapse onto tied values and the "
+            "posterior is improper (samplers find scales near 0). Use "
+            f"GMMPriors(scale_prior={proper_priors[0]!r}), the default, or de-duplicate "
+            "the rounding (e.g. add uniform jitter of half the rounding unit).",
+            TiedValuesWarning,
+            stacklevel=3,
+        )

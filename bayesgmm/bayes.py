@@ -24,6 +24,7 @@ from bayesgmm._checks import (
     check_number,
     data_fingerprint,
     match_features,
+    warn_improper_ties,
 )
 from bayesgmm._version import __version__
 from bayesgmm.density import predictive_density
@@ -45,7 +46,7 @@ from bayesgmm.membership import (
 )
 from bayesgmm.parameters import ModelParameters, flatten_draws, unflatten_draws
 from bayesgmm.posterior import OBSERVED, parameters_from_posterior
-from bayesgmm.priors import GMMPriors
+from bayesgmm.priors import PROPER_WITH_TIES, GMMPriors
 from bayesgmm.relabel import RELABEL_METHODS, RelabellingSummary
 from bayesgmm.scaling import COVARIANCE_TYPES
 
@@ -228,6 +229,8 @@ class BayesianGMM(BaseEstimator):
             X, n_components=self.n_components, covariance_type=self.covariance_type,
             priors=priors, em_n_init=self.em_n_init, rng=rng,
         )
+        warn_improper_ties(problem.data.values, problem.data.feature_names,
+                           priors.scale_prior, PROPER_WITH_TIES)
         sample = sample_problem(problem, self._settings(), rng)
         relabelled, relabelling = relabel_sample(problem, sample, self.relabel)
         attrs = {**self._provenance(problem, sample.elapsed), "relabelling": relabelling.to_json()}

@@ -9,17 +9,22 @@ gate                   quantity                                     passes when
 ``ess_bulk``           min bulk ESS                                 >= 100 / chain
 ``ess_tail``           min tail ESS                                 >= 100 / chain
 ``rhat_log_lik``       R-hat of the total log-likelihood            < 1.01
+``rhat_weights``       max R-hat of the weights sorted by size      < 1.01
 ``divergences``        divergent transitions                        == 0
 ``ebfmi``              min E-BFMI over chains                       >= 0.3
 ``modes``              chains whose mean log-likelihood differs     none
                        from the others beyond Monte Carlo noise
 =====================  ===========================================  ===========
 
-The total log-likelihood does not depend on labels, so its R-hat and the
-per-chain means tell "chains in different modes" apart from mere label
-permutations.  A chain is flagged when its mean differs from the median chain
-mean by more than 4 combined Monte Carlo standard errors *and* by more than
-1 nat (a practically relevant gap).
+The total log-likelihood and the sorted weights do not depend on labels, so
+their R-hats and the per-chain means tell "chains in different modes" apart
+from mere label permutations, and their number does not grow with the
+parameters (``compare_k`` rules on them).  With one chain, R-hat compares its
+two halves and ``modes`` is "not assessed"; a gate that cannot be computed
+never passes (``ok`` is False, ``assessed`` False).  A chain is flagged
+when its mean differs from the median chain mean by more than 4 combined
+Monte Carlo standard errors *and* by more than 1 nat (a practically relevant
+gap).
 
 For ADVI (one chain of independent draws) the gates are the Pareto k-hat of
 the importance ratios ``p/q`` (Yao et al. 2018; < 0.7) and ELBO convergence
@@ -90,8 +95,31 @@ class Diagnostics:
 
 
 def _row(value, threshold, ok, verdict_ok, verdict_bad):
-    return {"value": value, "threshold": threshold, "ok": bool(ok),
+    return {"value": value, "threshold": threshold, "ok": bool(ok), "assessed": True,
             "verdict": verdict_ok if ok else verdict_bad}
+
+
+def _not_assessed(threshold, reason):
+    """A gate that could not be computed: never a pass."""
+    return {"value": float("nan"), "threshold": threshold, "ok": False, "assessed": False,
+            "verdict": f"not assessed: {reason}"}
+
+
+def _as_chains(draws: np.ndarray) -> np.ndarray:
+    """Draws as ``(chain, draw, ...)`` for R-hat; one chain is split into its two halves."""
+    if draws.shape[0] > 1:
+        return draws
+    half = draws.shape[1] // 2
+    return np.stack([draws[0, :half], draws[0, half:2 * half]])
+
+
+def _max_rhat(draws: np.ndarray) -> float:
+    """Max rank-normalised split R-hat over the last axis; NaN when a quantity never moved."""
+    # A quantity constant within every chain has R-hat 0/0: ArviZ's division
+    # warns, and NaN here makes the gate "not assessed" instead of a pass.
+    with np.errstate(invalid="ignore", divide="ignore"):
+        values = np.asarray(rhat(_as_chains(draws)), dtype=float)
+    return float(values.max()) if np.all(np.isfinite(values)) else float("nan")
 
 
 def _chain_modes(total_log_lik: np.ndarray) -> tuple[list[int], np.ndarray, np.ndarray]:
@@ -103,6 +131,88 @@ def _chain_modes(total_log_lik: np.ndarray) -> tuple[list[int], np.ndarray, np.n
     z = gap / np.sqrt(errors**2 + errors[reference] ** 2)
     odd = [int(c) for c in np.flatnonzero((z > MODE_Z) & (gap > MODE_MIN_GAP))]
     return odd, means, errors
+
+
+def _rhat_row(value, split, verdict_ok, verdict_bad):
+    if not np.isfinite(value):
+        return _not_assessed(RHAT_MAX, "a quantity never moved within a chain")
+    suffix = " (one chain: its halves compared)" if split else ""
+    return _row(value, RHAT_MAX, value < RHAT_MAX, verdict_ok + suffix, verdict_bad + suffix)
+
+
+def _nuts_rows(parameters, sample_stats, total_log_lik, covariance_type) -> dict:
+    """Every NUTS gate's row (module docstring)."""
+    params = parameter_matrix(parameters, covariance_type)[1]
+    chains = params.shape[0]
+    split = chains == 1
+    ess_min = ESS_PER_CHAIN * chains
+    with np.errstate(invalid="ignore", divide="ignore"):
+        bulk = float(np.min(ess(params, method="bulk")))
+        tail = float(np.min(ess(params, method="tail", prob=(0.05, 0.95))))
+    divergences = int(np.asarray(sample_stats["diverging"]).sum())
+    ordered_weights = np.sort(parameters.weights, axis=-1)
+    rows = {
+        "rhat": _rhat_row(_max_rhat(params), split, "chains agree", "chains disagree"),
+        "ess_bulk": _row(bulk, ess_min, bulk >= ess_min, "enough draws", "too few effective draws"),
+        "ess_tail": _row(tail, ess_min, tail >= ess_min, "tails well explored",
+                         "tails poorly explored"),
+        "rhat_log_lik": _rhat_row(_max_rhat(total_log_lik[..., None]), split,
+                                  "same fit quality in every chain",
+                                  "chains reach different fit quality"),
+        "rhat_weights": _rhat_row(_max_rhat(ordered_weights), split,
+                                  "same cluster sizes in every chain",
+                                  "chains find different cluster sizes")
+        if ordered_weights.shape[-1] > 1 else
+        _row(float("nan"), RHAT_MAX, True, "one component: its weight is 1", ""),
+        "divergences": _row(divergences, 0, divergences == 0, "no divergences",
+                            "divergent transitions"),
+    }
+    if "energy" in sample_stats:
+        energy = np.asarray(sample_stats["energy"])
+        ebfmi = float(np.min(array_stats.bfmi(energy, chain_axis=0, draw_axis=1)))
+        rows["ebfmi"] = _row(ebfmi, EBFMI_MIN, ebfmi >= EBFMI_MIN, "energy well explored",
+                             "energy poorly explored")
+    else:
+        rows["ebfmi"] = _not_assessed(EBFMI_MIN, "the sampler reported no energy")
+    if split:
+        rows["modes"] = _not_assessed(0, "one chain cannot show another mode")
+    else:
+        odd = _chain_modes(total_log_lik)[0]
+        rows["modes"] = _row(len(odd), 0, not odd, "one mode", "chains in different modes")
+    return rows
+
+
+def _nuts_remedies(table: pd.DataFrame, details: dict) -> list[str]:
+    value = table["value"]
+    means = np.round(details.get("chain_mean_log_lik", []), 1).tolist()
+    remedies = {
+        "rhat": f"R-hat {value['rhat']:.3f} on relabelled parameters is above 1.01: run longer "
+                "(increase draws and tune), or check the 'modes' gate.",
+        "ess_bulk": f"Bulk ESS {value['ess_bulk']:.0f} is below "
+                    f"{table.loc['ess_bulk', 'threshold']:.0f}: increase draws.",
+        "ess_tail": f"Tail ESS {value['ess_tail']:.0f} is below "
+                    f"{table.loc['ess_tail', 'threshold']:.0f}: increase draws.",
+        "rhat_log_lik": f"R-hat of the log-likelihood is {value['rhat_log_lik']:.3f}: the chains "
+                        "explore different solutions, not just relabelled ones; increase "
+                        "tune, or try a different number of components.",
+        "rhat_weights": f"R-hat of the ordered weights is {value['rhat_weights']:.3f}: the chains "
+                        "disagree on the cluster sizes; increase draws and tune.",
+        "divergences": f"{value['divergences']:.0f} divergent transitions: raise target_accept "
+                       "(e.g. 0.95) or use tighter priors (smaller scale_scale, larger lkj_eta).",
+        "ebfmi": f"E-BFMI {value['ebfmi']:.2f} is below 0.3: increase tune, or use tighter priors.",
+        "modes": f"Chains {details.get('odd_chains')} sit in a different mode (mean "
+                 f"log-likelihood by chain {means}); the model may have more components "
+                 "than the data support "
+                 "(try a smaller n_components), or discard those chains.",
+    }
+    lines = []
+    for gate in table.index[~table["ok"]]:
+        if table.loc[gate, "assessed"]:
+            lines.append(remedies[gate])
+        else:
+            lines.append(f"Gate '{gate}' was {table.loc[gate, 'verdict']}; "
+                         + ("run chains >= 2." if gate == "modes" else "inspect the draws."))
+    return lines
 
 
 def diagnose_nuts(
@@ -124,59 +234,17 @@ def diagnose_nuts(
     Returns
     -------
     Diagnostics
+        A gate that cannot be computed (``modes`` with one chain, an R-hat
+        of draws that never moved) is "not assessed" and never passes.
     """
-    params = parameter_matrix(parameters, covariance_type)[1]
-    chains = params.shape[0]
-    ess_min = ESS_PER_CHAIN * chains
-    multi = chains > 1
-    max_rhat = float(np.nanmax(rhat(params))) if multi else float("nan")
-    bulk = float(np.min(ess(params, method="bulk")))
-    tail = float(np.min(ess(params, method="tail", prob=(0.05, 0.95))))
-    log_lik_rhat = float(rhat(total_log_lik[..., None])[0]) if multi else float("nan")
-    divergences = int(np.asarray(sample_stats["diverging"]).sum())
-    if "energy" in sample_stats:
-        energy = np.asarray(sample_stats["energy"])
-        ebfmi = float(np.min(array_stats.bfmi(energy, chain_axis=0, draw_axis=1)))
-    else:
-        ebfmi = float("nan")
-    odd, chain_means, chain_errors = _chain_modes(total_log_lik) if multi else ([], None, None)
-    rows = {
-        "rhat": _row(max_rhat, RHAT_MAX, not multi or max_rhat < RHAT_MAX,
-                     "chains agree", "chains disagree"),
-        "ess_bulk": _row(bulk, ess_min, bulk >= ess_min, "enough draws", "too few effective draws"),
-        "ess_tail": _row(tail, ess_min, tail >= ess_min, "tails well explored",
-                         "tails poorly explored"),
-        "rhat_log_lik": _row(log_lik_rhat, RHAT_MAX, not multi or log_lik_rhat < RHAT_MAX,
-                             "same fit quality in every chain",
-                             "chains reach different fit quality"),
-        "divergences": _row(divergences, 0, divergences == 0, "no divergences",
-                            "divergent transitions"),
-        "ebfmi": _row(ebfmi, EBFMI_MIN, not ebfmi < EBFMI_MIN, "energy well explored",
-                      "energy poorly explored"),
-        "modes": _row(len(odd), 0, not odd, "one mode", "chains in different modes"),
-    }
+    rows = _nuts_rows(parameters, sample_stats, total_log_lik, covariance_type)
     table = pd.DataFrame.from_dict(rows, orient="index")
-    remedies = {
-        "rhat": f"R-hat {max_rhat:.3f} on relabelled parameters is above 1.01: run longer "
-                "(increase draws and tune), or check the 'modes' gate.",
-        "ess_bulk": f"Bulk ESS {bulk:.0f} is below {ess_min}: increase draws.",
-        "ess_tail": f"Tail ESS {tail:.0f} is below {ess_min}: increase draws.",
-        "rhat_log_lik": f"R-hat of the log-likelihood is {log_lik_rhat:.3f}: the chains "
-                        "explore different solutions, not just relabelled ones; increase "
-                        "tune, or try a different number of components.",
-        "divergences": f"{divergences} divergent transitions: raise target_accept (e.g. "
-                       "0.95) or use tighter priors (smaller scale_scale, larger lkj_eta).",
-        "ebfmi": f"E-BFMI {ebfmi:.2f} is below 0.3: increase tune, or use tighter priors.",
-        "modes": f"Chains {odd} sit in a different mode (mean log-likelihood "
-                 f"{np.round(chain_means, 1).tolist() if chain_means is not None else ''}); "
-                 "the model may have more components than the data support (try a "
-                 "smaller n_components), or discard those chains.",
-    }
     details = {}
-    if chain_means is not None:
-        details = {"chain_mean_log_lik": chain_means.tolist(),
+    if total_log_lik.shape[0] > 1:
+        odd, chain_means, chain_errors = _chain_modes(total_log_lik)
+        details = {"odd_chains": odd, "chain_mean_log_lik": chain_means.tolist(),
                    "chain_mcse_log_lik": chain_errors.tolist()}
-    return Diagnostics(table, [remedies[g] for g in table.index[~table["ok"]]], details)
+    return Diagnostics(table, _nuts_remedies(table, details), details)
 
 
 def diagnose_advi(elbo: np.ndarray, log_ratio: np.ndarray) -> Diagnostics:

@@ -8,11 +8,13 @@ and each step can be called (and is tested) on its own:
 
 * :func:`prepare_problem` checks the data, puts it on the model's scale,
   resolves the priors, packs the compiled density's block and computes the
-  EM start every chain begins from;
+  EM start every chain begins from, in the label order the prior prefers
+  (:func:`prior_label_order`);
 * :func:`sample_problem` runs the chosen inference (see
   :mod:`bayesgmm.inference`);
 * :func:`relabel_sample` maps the draws to data units and resolves label
-  switching against the EM start;
+  switching against the EM start, permuting only labels whose priors are
+  exchangeable (:func:`exchangeable_groups`);
 * :func:`assemble_datatree` adds the pointwise log-likelihood and builds the
   DataTree that is the fitted model's stored form.
 """
@@ -40,12 +42,14 @@ from bayesgmm.parameters import (
 )
 from bayesgmm.posterior import build_datatree
 from bayesgmm.priors import GMMPriors
-from bayesgmm.relabel import RelabellingSummary, relabel_draws
+from bayesgmm.relabel import RelabellingSummary, relabel_draws, relabel_parameters
 from bayesgmm.scaling import ModelData, model_scale
 
 __all__ = [
     "Problem",
     "em_start_parameters",
+    "exchangeable_groups",
+    "prior_label_order",
     "prepare_problem",
     "sample_problem",
     "relabel_sample",
@@ -75,7 +79,8 @@ class Problem(NamedTuple):
     start : ndarray of shape (layout.size,)
         The EM start in the unconstrained space (nudged).
     em_start : ModelParameters
-        The EM start in data units: the relabelling pivot.
+        The EM start in data units, in the label order of ``start``: the
+        relabelling pivot.
     """
 
     data: CheckedData
@@ -120,6 +125,65 @@ def em_start_parameters(
     return ModelParameters(weights / weights.sum(), em.means_, scales, np.array(chol))
 
 
+def exchangeable_groups(concentration: np.ndarray) -> np.ndarray:
+    """Group id of every label: labels with equal Dirichlet concentration share one.
+
+    Only the weights' prior tells labels apart (the priors on means, scales
+    and correlations are the same for every component), so labels in one
+    group are exchangeable and labels in different groups are not.
+
+    Parameters
+    ----------
+    concentration : ndarray of shape (n_components,)
+
+    Returns
+    -------
+    ndarray of shape (n_components,)
+        Integers from 0; all 0 for a symmetric prior.
+
+    Examples
+    --------
+    >>> exchangeable_groups(np.array([1.0, 30.0, 1.0])).tolist()
+    [0, 1, 0]
+    """
+    return np.unique(concentration, return_inverse=True)[1].reshape(-1)
+
+
+def prior_label_order(weights: np.ndarray, concentration: np.ndarray) -> np.ndarray:
+    """The labelling of one parameter set that the Dirichlet prior favours most.
+
+    Maximises ``sum_k (concentration[k] - 1) * log(weights[order[k]])`` over
+    permutations ``order`` (the other priors do not depend on the labels).
+    By the rearrangement inequality the maximum pairs the labels sorted by
+    concentration with the components sorted by weight: if labels ``i, j``
+    have ``a_i < a_j`` (``a = concentration - 1``) but weights ``b_i > b_j``
+    (``b = log weights[order]``), swapping their components changes the sum
+    by ``(a_j - a_i) * (b_i - b_j) > 0``.  Any pairing is turned into the
+    sorted one by such swaps (swaps among equal ``a`` change nothing), none
+    of which lowers the sum, so the sorted pairing is a maximiser.
+
+    Parameters
+    ----------
+    weights : ndarray of shape (n_components,)
+        Strictly positive.
+    concentration : ndarray of shape (n_components,)
+
+    Returns
+    -------
+    ndarray of shape (n_components,)
+        ``order[k]`` is the component that becomes label ``k`` (the
+        convention of :mod:`bayesgmm.relabel`).
+
+    Examples
+    --------
+    >>> prior_label_order(np.array([0.7, 0.1, 0.2]), np.array([1.0, 30.0, 5.0])).tolist()
+    [1, 0, 2]
+    """
+    order = np.empty(len(weights), dtype=np.intp)
+    order[np.argsort(concentration, kind="stable")] = np.argsort(weights, kind="stable")
+    return order
+
+
 def prepare_problem(
     X,
     *,
@@ -144,6 +208,8 @@ def prepare_problem(
     Returns
     -------
     Problem
+        With an asymmetric ``weight_concentration`` the EM components are put
+        in :func:`prior_label_order`.
 
     Raises
     ------
@@ -157,6 +223,15 @@ def prepare_problem(
     start_parameters = em_start_parameters(
         scaled.values, n_components, covariance_type, em_n_init, int(rng.integers(2**31 - 1))
     )
+    concentration = scaled.resolved.weight_concentration
+    if exchangeable_groups(concentration).max() > 0:
+        # EM's label order is arbitrary; an asymmetric prior is not.  Start
+        # the chains (and the relabelling pivot) in the labelling it favours.
+        order = prior_label_order(start_parameters.weights, concentration)
+        one_draw = ModelParameters(*(np.asarray(a)[None] for a in start_parameters))
+        start_parameters = ModelParameters(
+            *(a[0] for a in relabel_parameters(one_draw, order[None]))
+        )
     block = pack_block(scaled.values, scaled.resolved, n_components, covariance_type)
     # A nudge in the unconstrained space, invisible at the posterior's scale:
     # nutpie rejects a start whose gradient has an exact zero (e.g. a
@@ -206,6 +281,9 @@ def relabel_sample(
 ) -> tuple[ModelParameters, RelabellingSummary]:
     """Draws in data units, relabelled against the EM start.
 
+    Labels are permuted only within :func:`exchangeable_groups` of the
+    resolved weight concentration.
+
     Parameters
     ----------
     problem : Problem
@@ -220,8 +298,9 @@ def relabel_sample(
     """
     scaled = problem.scaled
     draws = to_data_units(sample.parameters, scaled.centre, scaled.scale)
+    groups = exchangeable_groups(scaled.resolved.weight_concentration)
     flat, result = relabel_draws(problem.data.values, flatten_draws(draws), problem.em_start,
-                                 method)
+                                 method, groups)
     return unflatten_draws(flat, draws.weights.shape[0]), result.summary
 
 

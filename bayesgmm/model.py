@@ -17,7 +17,7 @@ import pytensor
 import pytensor.tensor as pt
 
 from bayesgmm._checks import check_n_components, check_X
-from bayesgmm.priors import GMMPriors, ResolvedPriors
+from bayesgmm.priors import INVERSE_GAMMA_SHAPE, GMMPriors, ResolvedPriors
 from bayesgmm.scaling import COVARIANCE_TYPES, model_scale
 
 __all__ = ["build_model"]
@@ -64,6 +64,9 @@ def _scales(resolved: ResolvedPriors):
             return pm.Exponential("scales", scale=tau, dims=dims)
         case "lognormal":
             return pm.LogNormal("scales", mu=np.log(tau), sigma=np.float64(1.0), dims=dims)
+        case "inverse_gamma":
+            return pm.InverseGamma("scales", alpha=np.float64(INVERSE_GAMMA_SHAPE), beta=tau,
+                                   dims=dims)
     raise ValueError(f"Unknown scale prior {resolved.scale_prior!r}.")
 
 

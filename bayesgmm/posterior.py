@@ -19,6 +19,7 @@ __all__ = [
     "FORMAT_VERSION",
     "OBSERVED",
     "build_datatree",
+    "correlation_cholesky",
     "parameters_from_posterior",
 ]
 
@@ -128,6 +129,27 @@ def parameters_from_posterior(posterior: xr.Dataset, flatten: bool = True) -> Mo
     """
     parameters = ModelParameters(
         posterior["weights"].values, posterior["means"].values, posterior["scales"].values,
-        np.linalg.cholesky(posterior["correlations"].values),
+        correlation_cholesky(posterior["correlations"].values),
     )
     return flatten_draws(parameters) if flatten else parameters
+
+
+CORRELATION_JITTER = 1e-12
+"""Added to the diagonal of a correlation matrix that is singular to rounding."""
+
+
+def correlation_cholesky(correlations: np.ndarray) -> np.ndarray:
+    """Lower Cholesky factors of correlation matrices, batched over leading axes.
+
+    A draw whose correlation is +-1 to rounding (a component on collinear
+    points) is only positive semi-definite and numpy's Cholesky refuses it;
+    such matrices get :data:`CORRELATION_JITTER` on the diagonal, and the
+    factor's rows are renormalised to unit length (so ``L @ L.T`` keeps a
+    unit diagonal).
+    """
+    try:
+        return np.linalg.cholesky(correlations)
+    except np.linalg.LinAlgError:
+        identity = np.eye(correlations.shape[-1])
+        chol = np.linalg.cholesky(correlations + CORRELATION_JITTER * identity)
+        return chol / np.linalg.norm(chol, axis=-1, keepdims=True)

@@ -7,9 +7,10 @@ The model it parameterises, for components ``k`` and features ``d``::
 
     weights            ~ Dirichlet(weight_concentration)
     means[k, d]        ~ Normal(mean_loc[d], mean_scale[d])
-    scales[k, d]       ~ HalfNormal(scale_scale[d])        (scale_prior="half_normal")
-                       | Exponential(mean=scale_scale[d])  (scale_prior="exponential")
+    scales[k, d]       ~ InverseGamma(2, scale_scale[d])    (scale_prior="inverse_gamma", default)
                        | LogNormal(log(scale_scale[d]), 1) (scale_prior="lognormal")
+                       | HalfNormal(scale_scale[d])        (scale_prior="half_normal")
+                       | Exponential(mean=scale_scale[d])  (scale_prior="exponential")
     correlations[k]    ~ LKJ(lkj_eta)                      (full covariance, D > 1)
     x_i                ~ sum_k weights[k] Normal(means[k], diag(scales[k]) R[k] diag(scales[k]))
 
@@ -25,6 +26,29 @@ can state e.g. ``means ~ N(0, 2)``, ``scales ~ HalfNormal(2)`` and
 default to the same weakly informative choice expressed in data units
 (``mean_loc`` = column means, ``mean_scale`` = 2 x column sd, ``scale_scale``
 = column sd).
+
+Why the inverse-gamma scale prior is the default: real data are rounded, so
+a feature has tied values, and a component can sit on ``m`` tied points with
+its scale shrinking to 0.  In ``u = log(sigma)`` the likelihood of those
+points then grows like ``exp((m - 2)|u|)`` (Jacobian included) under any
+scale prior with positive density at 0 (half-normal, exponential, and
+gamma(2, .) too), which is not integrable for ``m >= 2``: the posterior is
+improper and samplers find that spike (Old Faithful has ties of 8 and 15).
+
+* The log-normal prior adds ``-u^2 / 2``: the posterior is proper, but it
+  keeps a bump at ``u = -(m - 2)`` about ``(m - 2)^2 / 2`` nats high, i.e. a
+  scale of ``exp(-13)`` and +84 nats for Faithful's tie of 15.
+* The inverse-gamma prior (``InverseGamma(2, beta)`` on the scale, the
+  scale-parameter analogue of Richardson & Green's 1997 inverse-gamma on
+  the variance) adds ``-2u - beta exp(-u)``: its density vanishes like
+  ``exp(-beta / sigma)``, faster than any power, so no collapse can pay
+  off; a tie of ``m`` can at most pull a scale to ``beta / (m - 2)``.  With
+  ``beta = 1`` on the standardised scale its mode is 1/3 and its mean 1 of
+  the data's sd, and scales below 1/20 of the data's sd lose 20 nats.
+
+Half-normal and exponential remain available; with them, fitting data whose
+features repeat a value more than twice warns
+(:class:`bayesgmm._checks.TiedValuesWarning`).
 """
 
 from __future__ import annotations
@@ -37,7 +61,11 @@ import numpy as np
 
 __all__ = ["GMMPriors", "ResolvedPriors", "SCALE_PRIORS"]
 
-SCALE_PRIORS = ("half_normal", "exponential", "lognormal")
+SCALE_PRIORS = ("half_normal", "exponential", "lognormal", "inverse_gamma")
+PROPER_WITH_TIES = ("inverse_gamma", "lognormal")
+INVERSE_GAMMA_SHAPE = 2.0
+"""Shape of the inverse-gamma scale prior (its scale is ``scale_scale``)."""
+"""Scale priors that keep the posterior proper when values are tied."""
 _STANDARD_MEAN_SCALE = 2.0
 _STANDARD_SCALE_SCALE = 1.0
 
@@ -102,11 +130,15 @@ class GMMPriors:
         Prior mean of the component means, per feature.
     mean_scale : float, sequence of float or None
         Prior standard deviation of the component means, per feature.
-    scale_prior : {"half_normal", "exponential", "lognormal"}
-        Family of the prior on the per-feature standard deviations.
+    scale_prior : {"inverse_gamma", "lognormal", "half_normal", "exponential"}
+        Family of the prior on the per-feature standard deviations (default
+        ``"inverse_gamma"``).  ``"half_normal"`` and ``"exponential"`` make
+        the posterior improper when a feature has tied values (module
+        docstring).
     scale_scale : float, sequence of float or None
-        Scale of that prior: the HalfNormal sigma, the Exponential mean, or
-        the LogNormal median.
+        Scale of that prior: the InverseGamma scale (with shape 2, also the
+        prior mean of the scale), the LogNormal median, the HalfNormal sigma,
+        or the Exponential mean.
     lkj_eta : float, default=2.0
         LKJ shape of the correlation matrices; 1 is uniform, larger values
         favour weaker correlations.
@@ -125,7 +157,7 @@ class GMMPriors:
     weight_concentration: float | tuple[float, ...] = 1.0
     mean_loc: float | tuple[float, ...] | None = None
     mean_scale: float | tuple[float, ...] | None = None
-    scale_prior: str = "half_normal"
+    scale_prior: str = "inverse_gamma"
     scale_scale: float | tuple[float, ...] | None = None
     lkj_eta: float = 2.0
     standardize: bool = True

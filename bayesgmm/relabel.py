@@ -17,6 +17,11 @@ Two algorithms:
 
 A permutation array ``perms`` has shape ``(n_draws, n_components)``;
 ``perms[s, k]`` is the draw component that becomes label ``k``.
+
+Labels are exchangeable only when their priors are.  Every function takes an
+optional ``groups`` array of shape ``(n_components,)``: components may only be
+permuted among those with the same group id (e.g. equal Dirichlet
+concentrations); ``None`` puts all components in one group.
 """
 
 from __future__ import annotations
@@ -105,13 +110,29 @@ class RelabellingSummary(NamedTuple):
                    int(data["n_iter"]), bool(data["converged"]))
 
 
-def hungarian_permutations(costs: np.ndarray) -> np.ndarray:
-    """Optimal assignment for every draw.
+def _group_members(groups: np.ndarray | None, n_components: int) -> list[np.ndarray]:
+    """Component indices of each group, in increasing order."""
+    if groups is None:
+        return [np.arange(n_components)]
+    groups = np.asarray(groups)
+    if groups.shape != (n_components,):
+        raise ValueError(f"groups must have one entry per component ({n_components}), "
+                         f"got shape {groups.shape}.")
+    return [np.flatnonzero(groups == g) for g in np.unique(groups)]
+
+
+def hungarian_permutations(costs: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
+    """Optimal assignment for every draw, permuting only within groups.
+
+    Each group's sub-assignment is solved on its own, so the result is a
+    permutation that maps every group onto itself.
 
     Parameters
     ----------
     costs : ndarray of shape (n_draws, n_components, n_components)
         ``costs[s, j, k]``: cost of giving draw component ``j`` label ``k``.
+    groups : ndarray of shape (n_components,), optional
+        Group id of every component; ``None`` is one group.
 
     Returns
     -------
@@ -119,9 +140,14 @@ def hungarian_permutations(costs: np.ndarray) -> np.ndarray:
     """
     n_draws, n_components, _ = costs.shape
     perms = np.empty((n_draws, n_components), dtype=np.intp)
-    for s in range(n_draws):
-        rows, cols = linear_sum_assignment(costs[s])
-        perms[s, cols] = rows
+    for members in _group_members(groups, n_components):
+        if members.size == 1:
+            perms[:, members] = members
+            continue
+        block = costs[:, members[:, None], members[None, :]]
+        for s in range(n_draws):
+            rows, cols = linear_sum_assignment(block[s])
+            perms[s, members[cols]] = members[rows]
     return perms
 
 
@@ -152,7 +178,10 @@ def _pivot_costs(means, pivot_means, pivot_scales):
 
 
 def pivot_permutations(
-    parameters: ModelParameters, pivot: ModelParameters, max_iter: int = _MAX_ITER
+    parameters: ModelParameters,
+    pivot: ModelParameters,
+    max_iter: int = _MAX_ITER,
+    groups: np.ndarray | None = None,
 ) -> Relabelling:
     """Iterated pivot + Hungarian relabelling on component means.
 
@@ -163,6 +192,8 @@ def pivot_permutations(
     pivot : ModelParameters
         One parameter set (e.g. the EM solution) giving the target labelling.
     max_iter : int
+    groups : ndarray of shape (n_components,), optional
+        Components are permuted only within a group (see the module docstring).
 
     Returns
     -------
@@ -172,7 +203,7 @@ def pivot_permutations(
     previous = None
     for iteration in range(1, max_iter + 1):
         perms = hungarian_permutations(
-            _pivot_costs(parameters.means, pivot_means, pivot_scales)
+            _pivot_costs(parameters.means, pivot_means, pivot_scales), groups
         )
         if previous is not None and np.array_equal(perms, previous):
             return _result(perms, iteration, True, "pivot")
@@ -188,6 +219,7 @@ def stephens_permutations(
     initial: np.ndarray,
     max_iter: int = _MAX_ITER,
     budget: int = DEFAULT_BUDGET,
+    groups: np.ndarray | None = None,
 ) -> Relabelling:
     """Stephens' KL relabelling on responsibilities, streamed over observations.
 
@@ -203,10 +235,13 @@ def stephens_permutations(
     parameters : ModelParameters
         Draws flattened to one leading axis.
     initial : ndarray of shape (n_draws, n_components)
-        Starting permutations (e.g. from :func:`pivot_permutations`).
+        Starting permutations (e.g. from :func:`pivot_permutations`); they
+        must respect ``groups``.
     max_iter : int
     budget : int
         Floats per streamed block (see :mod:`bayesgmm.likelihood`).
+    groups : ndarray of shape (n_components,), optional
+        Components are permuted only within a group (see the module docstring).
 
     Returns
     -------
@@ -224,7 +259,7 @@ def stephens_permutations(
             resp = normalize(joint)[1]
             mean_resp = apply_permutations(resp.swapaxes(1, 2), perms).mean(axis=0).T
             costs -= np.einsum("sij,ik->sjk", resp, np.log(np.maximum(mean_resp, tiny)))
-        new_perms = hungarian_permutations(costs)
+        new_perms = hungarian_permutations(costs, groups)
         if np.array_equal(new_perms, perms):
             return _result(perms, iteration, True, "stephens")
         perms = new_perms
@@ -232,7 +267,11 @@ def stephens_permutations(
 
 
 def relabel_draws(
-    X: np.ndarray, parameters: ModelParameters, pivot: ModelParameters, method: str = "stephens"
+    X: np.ndarray,
+    parameters: ModelParameters,
+    pivot: ModelParameters,
+    method: str = "stephens",
+    groups: np.ndarray | None = None,
 ) -> tuple[ModelParameters, Relabelling]:
     """Relabel draws: pivot + Hungarian, then (``"stephens"``) Stephens' KL algorithm.
 
@@ -245,6 +284,10 @@ def relabel_draws(
     pivot : ModelParameters
         One parameter set giving the target labelling (the EM solution).
     method : {"stephens", "pivot"}
+    groups : ndarray of shape (n_components,), optional
+        Group id of every component; labels are permuted only within a
+        group, e.g. among components with equal prior concentration.
+        Defaults to one group (all labels exchangeable).
 
     Returns
     -------
@@ -253,9 +296,9 @@ def relabel_draws(
     """
     if method not in RELABEL_METHODS:
         raise ValueError(f"relabel must be one of {RELABEL_METHODS}, got {method!r}.")
-    result = pivot_permutations(parameters, pivot)
+    result = pivot_permutations(parameters, pivot, groups=groups)
     if method == "stephens" and parameters.weights.shape[-1] > 1:
-        result = stephens_permutations(X, parameters, result.permutations)
+        result = stephens_permutations(X, parameters, result.permutations, groups=groups)
     return relabel_parameters(parameters, result.permutations), result
 
 

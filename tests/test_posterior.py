@@ -41,3 +41,12 @@ def test_parameters_come_back_from_the_posterior_group(rng):
     flat = parameters_from_posterior(posterior)
     for a, b in zip(flat, flatten_draws(parameters), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_cholesky_of_a_singular_correlation_keeps_a_unit_diagonal():
+    from bayesgmm.posterior import correlation_cholesky
+
+    correlations = np.array([[[1.0, 0.3], [0.3, 1.0]], [[1.0, 1.0], [1.0, 1.0]]])
+    chol = correlation_cholesky(correlations)
+    np.testing.assert_allclose(np.diagonal(chol @ np.swapaxes(chol, -1, -2), axis1=-2, axis2=-1), 1.0)
+    np.testing.assert_allclose(chol @ np.swapaxes(chol, -1, -2), correlations, atol=1e-5)

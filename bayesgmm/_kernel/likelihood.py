@@ -136,6 +136,8 @@ def mixture_statistics(data, means, chol, log_component, logp):
             joint[k] = log_component[k] - 0.5 * squared
             if joint[k] > top:
                 top = joint[k]
+        if top == -np.inf:  # a point no component can reach (overflow): log density -inf
+            return -np.inf, MixtureStatistics(counts, first, second)
         total = 0.0
         for k in range(n_components):
             joint[k] = math.exp(joint[k] - top)

@@ -15,6 +15,8 @@ samples through this path on every run, so a nutpie change shows up at once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numba
 import numpy as np
 from numba import types
@@ -42,23 +44,26 @@ def _copy_expand(dim, n_expanded, theta_pointer, out_pointer, user_data):
     return 0
 
 
-def compiled_model(block: np.ndarray, initial_point: np.ndarray) -> CompiledPyMCModel:
-    """A nutpie model whose every chain starts at ``initial_point``.
+def compiled_model(
+    block: np.ndarray, n_dim: int, initial_point: Callable[[int], np.ndarray]
+) -> CompiledPyMCModel:
+    """A nutpie model of the compiled density, with chain starts from ``initial_point``.
 
     Parameters
     ----------
     block : ndarray
         From :func:`bayesgmm._kernel.pack_block`; kept alive by the model.
-    initial_point : ndarray of shape (n_unconstrained,)
-        The EM solution in the unconstrained space.
+    n_dim : int
+        Length of the unconstrained vector.
+    initial_point : callable
+        ``initial_point(seed) -> ndarray of shape (n_dim,)``; nutpie calls it
+        with a different seed for every chain.
 
     Returns
     -------
     nutpie.compile_pymc.CompiledPyMCModel
         Draws come back as one variable, ``theta``, of unconstrained vectors.
     """
-    n_dim = int(initial_point.shape[0])
-    start = np.array(initial_point, dtype=np.float64)
     block = np.ascontiguousarray(block, dtype=np.float64)
     return CompiledPyMCModel(
         dims={THETA: ("unconstrained",)},
@@ -67,7 +72,7 @@ def compiled_model(block: np.ndarray, initial_point: np.ndarray) -> CompiledPyMC
         _shapes={THETA: (n_dim,)},
         compiled_logp_func=gmm_logp_cfunc,
         compiled_expand_func=_copy_expand,
-        initial_point_func=lambda seed: start.copy(),
+        initial_point_func=initial_point,
         shared_data={},
         shared_var_keys={},
         user_data=block,

@@ -22,7 +22,7 @@ import numpy as np
 from scipy.special import gammaln
 
 from bayesgmm.gaussian import LOG_2PI
-from bayesgmm.priors import SCALE_PRIORS
+from bayesgmm.priors import INVERSE_GAMMA_SHAPE, SCALE_PRIORS
 
 __all__ = [
     "dirichlet_constant",
@@ -40,6 +40,7 @@ __all__ = [
 HALF_NORMAL = SCALE_PRIORS.index("half_normal")
 EXPONENTIAL = SCALE_PRIORS.index("exponential")
 LOGNORMAL = SCALE_PRIORS.index("lognormal")
+INVERSE_GAMMA = SCALE_PRIORS.index("inverse_gamma")
 
 
 def dirichlet_constant(concentration: np.ndarray) -> float:
@@ -176,6 +177,15 @@ def lognormal_log_scale(log_scale, scale, tau):
 
 
 @numba.njit(cache=True, nogil=True)
+def inverse_gamma_log_scale(log_scale, scale, tau):
+    """``InverseGamma(INVERSE_GAMMA_SHAPE, tau)`` of ``scale``, Jacobian of the log included."""
+    shape = INVERSE_GAMMA_SHAPE
+    ratio = tau / scale
+    value = shape * math.log(tau) - math.lgamma(shape) - shape * log_scale - ratio
+    return value, ratio - shape
+
+
+@numba.njit(cache=True, nogil=True)
 def log_scales(free, grad, tau, prior, n_components, logp):
     """Per-feature scales from PyMC's log transform; their prior plus Jacobian.
 
@@ -198,8 +208,10 @@ def log_scales(free, grad, tau, prior, n_components, logp):
                 value, slope = half_normal_log_scale(free[index], scales[k, d], tau[d])
             elif prior == EXPONENTIAL:
                 value, slope = exponential_log_scale(free[index], scales[k, d], tau[d])
-            else:
+            elif prior == LOGNORMAL:
                 value, slope = lognormal_log_scale(free[index], scales[k, d], tau[d])
+            else:
+                value, slope = inverse_gamma_log_scale(free[index], scales[k, d], tau[d])
             logp += value
             grad[index] += slope
     return logp, scales

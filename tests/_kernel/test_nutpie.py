@@ -53,7 +53,7 @@ def test_nutpie_samples_through_the_compiled_model():
     layout = Layout(2, 2, "full")
     start = np.zeros(layout.size)
     start[layout.slices["means"]] = [-1.0, -1.0, 1.0, 1.0]  # the two clusters, standardised
-    trace = nutpie.sample(compiled_model(faithful_block(2, "full"), start), draws=n_draws,
+    trace = nutpie.sample(compiled_model(faithful_block(2, "full"), start.size, lambda seed: start.copy()), draws=n_draws,
                           tune=50, chains=n_chains, cores=1, seed=1, progress_bar=False)
     draws = trace.posterior[THETA].values
     assert draws.shape == (n_chains, n_draws, layout.size)
