@@ -13,6 +13,7 @@ import warnings
 from contextlib import contextmanager
 from typing import Any
 
+import arviz as az
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -27,7 +28,7 @@ from bayesgmm._checks import (
     warn_improper_ties,
 )
 from bayesgmm._version import __version__
-from bayesgmm.density import predictive_density
+from bayesgmm.density import loo_predictive_density, predictive_density
 from bayesgmm.diagnostics import Diagnostics, diagnose_advi, diagnose_nuts
 from bayesgmm.fitting import (
     Problem,
@@ -38,6 +39,7 @@ from bayesgmm.fitting import (
 )
 from bayesgmm.inference import ENGINES, METHODS, SamplerSettings
 from bayesgmm.io import ModelFileError, load_datatree, save_datatree
+from bayesgmm.loo import reported_arviz_warnings
 from bayesgmm.membership import (
     coclustering_matrix,
     mean_membership,
@@ -370,26 +372,48 @@ class BayesianGMM(BaseEstimator):
         """Posterior-predictive log density of every point (log-mean-exp over draws)."""
         return predictive_density(self._new_data(X), self._parameters, interval=None).log_density
 
-    def anomaly_scores(self, X) -> xr.Dataset:
+    def anomaly_scores(self, X=None) -> xr.Dataset:
         """Anomaly score ``-log p(x | data)`` with an interval over draws.
 
         Parameters
         ----------
-        X : array-like or DataFrame of shape (n_samples, n_features)
+        X : array-like or DataFrame of shape (n_samples, n_features), optional
+            New points.  Without ``X`` the training points are scored
+            out of sample: by their leave-one-out predictive density
+            (PSIS-LOO, :func:`bayesgmm.density.loo_predictive_density`), so
+            a component fitted to an outlier cannot hide it.
 
         Returns
         -------
         xarray.Dataset
             ``score``, ``lower``, ``upper`` (obs); larger is more anomalous.
+            For the training data also ``pareto_k`` (obs): the score of a
+            point with k-hat above ~0.7 is itself uncertain.
         """
-        density = self.density_summary(X)
-        return xr.Dataset(
+        density = self.density_summary(X) if X is not None else self._loo_density()
+        scores = xr.Dataset(
             {
                 "score": -density["log_density"],
                 "lower": -density["upper"],
                 "upper": -density["lower"],
             },
             attrs=density.attrs,
+        )
+        return scores.assign(pareto_k=density["pareto_k"]) if X is None else scores
+
+    def _loo_density(self) -> xr.Dataset:
+        tree = self.idata_
+        with reported_arviz_warnings():  # the k-hat of each point is returned with it
+            loo = az.loo(tree, var_name=OBSERVED, pointwise=True)
+        n_obs = tree.observed_data.sizes["obs"]
+        log_lik = tree.log_likelihood[OBSERVED].values.reshape(-1, n_obs)
+        log_weights = loo.log_weights.transpose("chain", "draw", "obs").values.reshape(-1, n_obs)
+        density = loo_predictive_density(log_lik, log_weights, self.interval)
+        return xr.Dataset(
+            {**{name: ("obs", value) for name, value in density._asdict().items()},
+             "pareto_k": ("obs", np.asarray(loo.pareto_k).ravel())},
+            coords={"obs": np.arange(n_obs)},
+            attrs={"interval": self.interval, "method": "psis-loo"},
         )
 
     def density_summary(self, X) -> xr.Dataset:

@@ -21,7 +21,7 @@ from bayesgmm.gaussian import normalize
 from bayesgmm.likelihood import DEFAULT_BUDGET, iter_obs_chunks
 from bayesgmm.parameters import ModelParameters
 
-__all__ = ["DensityArrays", "predictive_density"]
+__all__ = ["DensityArrays", "loo_predictive_density", "predictive_density", "weighted_quantiles"]
 
 
 class DensityArrays(NamedTuple):
@@ -67,4 +67,57 @@ def predictive_density(
         log_density[rows] = logsumexp(per_draw, axis=0) - np.log(n_draws)
         if interval is not None:
             lower[rows], upper[rows] = np.quantile(per_draw, tails, axis=0)
+    return DensityArrays(log_density, lower, upper)
+
+
+def weighted_quantiles(values: np.ndarray, log_weights: np.ndarray, probabilities) -> np.ndarray:
+    """Quantiles of each column of ``values`` under normalised importance weights.
+
+    Parameters
+    ----------
+    values, log_weights : ndarray of shape (n_draws, n_obs)
+        ``log_weights`` sum (after ``exp``) to one in every column.
+    probabilities : sequence of float
+
+    Returns
+    -------
+    ndarray of shape (len(probabilities), n_obs)
+        The smallest value whose cumulative weight reaches each probability.
+    """
+    order = np.argsort(values, axis=0)
+    ordered = np.take_along_axis(values, order, axis=0)
+    cumulative = np.cumsum(np.exp(np.take_along_axis(log_weights, order, axis=0)), axis=0)
+    rows = [np.minimum((cumulative < q).sum(axis=0), values.shape[0] - 1) for q in probabilities]
+    return np.stack([ordered[row, np.arange(values.shape[1])] for row in rows])
+
+
+def loo_predictive_density(
+    log_likelihood: np.ndarray, log_weights: np.ndarray, interval: float = 0.94
+) -> DensityArrays:
+    """Leave-one-out predictive log density of training points, with its band.
+
+    ``log p(x_i | data without x_i)`` by Pareto-smoothed importance sampling:
+    ``log sum_s w_is p(x_i | theta_s)`` with the PSIS weights ``w_is`` of
+    point ``i`` (Vehtari, Gelman & Gabry 2017).  Unlike the in-sample
+    density, a point cannot vouch for itself: a small component sitting on an
+    outlier no longer hides it.
+
+    Parameters
+    ----------
+    log_likelihood : ndarray of shape (n_draws, n_obs)
+        ``log p(x_i | theta_s)``.
+    log_weights : ndarray of shape (n_draws, n_obs)
+        Smoothed log importance weights, normalised per point (ArviZ's
+        ``loo(...).log_weights``).
+    interval : float
+
+    Returns
+    -------
+    DensityArrays
+        The band is the weighted equal-tailed interval of
+        ``log p(x_i | theta_s)`` under the leave-one-out posterior.
+    """
+    log_density = logsumexp(log_likelihood + log_weights, axis=0)
+    lower, upper = weighted_quantiles(log_likelihood, log_weights,
+                                      [(1.0 - interval) / 2.0, (1.0 + interval) / 2.0])
     return DensityArrays(log_density, lower, upper)

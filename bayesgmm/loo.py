@@ -46,7 +46,10 @@ from bayesgmm.scaling import model_scale
 __all__ = [
     "KFOLD_SHARE",
     "LooOutcome",
+    "REFIT_GATES",
     "Waic",
+    "kfold_loo",
+    "psis_loo",
     "reliable_loo",
     "reported_arviz_warnings",
     "waic",
@@ -81,14 +84,23 @@ class LooOutcome(NamedTuple):
     n_high_khat: int
     n_high_khat_psis: int
     threshold: float
+    n_unconverged_refits: int = 0
 
     @property
     def caveat(self) -> str:
         """Plain-language warning, or an empty string when the estimate is reliable."""
-        if self.n_high_khat == 0:
-            return ""
-        return (f"{self.n_high_khat} point(s) still have Pareto k-hat > "
-                f"{self.threshold:.2f}: this elpd is unreliable")
+        notes = []
+        if self.n_high_khat:
+            notes.append(f"{self.n_high_khat} point(s) still have Pareto k-hat > "
+                         f"{self.threshold:.2f}: this elpd is unreliable")
+        if self.n_unconverged_refits:
+            notes.append(f"{self.n_unconverged_refits} of {KFOLD_FOLDS} K-fold refits failed "
+                         "their label-invariant gates: this elpd is unreliable")
+        return "; ".join(notes)
+
+    def needs_kfold(self, n_obs: int) -> bool:
+        """Whether more than :data:`KFOLD_SHARE` of the points remain flagged."""
+        return self.method != "kfold" and self.n_high_khat > KFOLD_SHARE * n_obs
 
 
 class Waic(NamedTuple):
@@ -139,8 +151,6 @@ REPORTED_ARVIZ_WARNINGS = (
     "After Moment Matching, ",
     r"Observation \d+: Moment matching did not improve k",
     r"Maximum number of moment matching iterations",
-    # az.compare mixing PSIS and K-fold rows: the table's loo_method column.
-    "Comparing LOO-CV to K-fold-CV",
     # az.compare on close models: the table's elpd_diff and dse columns.
     "Difference in performance potentially due to chance",
     "All models have nearly identical performance",
@@ -198,13 +208,18 @@ class _Unconstrained:
         return xr.DataArray(log_lik.reshape(values.shape[:2]), dims=("chain", "draw"))
 
 
+REFIT_GATES = ("rhat_log_lik", "modes")
+"""Label-invariant gates every K-fold refit must pass (its elpd is flagged otherwise)."""
+
+
 class _RefitWrapper(SamplingWrapper):
-    """K-fold refits of a BayesianGMM with its own settings."""
+    """K-fold refits of a BayesianGMM with its own settings; counts refits that failed."""
 
     def __init__(self, fit, X):
         super().__init__(model=None, idata_orig=fit.idata_)
         self.fit = fit
         self.X = X
+        self.n_unconverged = 0
 
     def sel_observations(self, idx):
         train = np.setdiff1d(np.arange(self.X.shape[0]), idx)
@@ -215,11 +230,12 @@ class _RefitWrapper(SamplingWrapper):
 
         settings = self.fit.get_params()
         settings.update(progressbar=False)
-        # A fold's own diagnostics are not shown: K-fold runs only for fits
-        # whose full-data chains converged.
-        with diagnostics_reported():
-            return BayesianGMM(**settings).fit(modified_observed_data)
-
+        with diagnostics_reported():  # counted below and reported in the caveat
+            refit = BayesianGMM(**settings).fit(modified_observed_data)
+        table = refit.diagnostics_.table
+        if not all(table.loc[gate, "ok"] for gate in REFIT_GATES if gate in table.index):
+            self.n_unconverged += 1
+        return refit
     def get_inference_data(self, fitted_model):
         return fitted_model.idata_
 
@@ -234,8 +250,79 @@ class _RefitWrapper(SamplingWrapper):
         )
 
 
+def psis_loo(fit, X: np.ndarray | None = None) -> LooOutcome:
+    """PSIS-LOO, with moment matching when at most :data:`KFOLD_SHARE` of points are flagged.
+
+    Parameters
+    ----------
+    fit : BayesianGMM
+        A fitted NUTS model.
+    X : ndarray, optional
+        Training data; defaults to the model's ``observed_data``.
+
+    Returns
+    -------
+    LooOutcome
+        ``"psis"`` or ``"psis+mm"``; :meth:`LooOutcome.needs_kfold` says
+        whether too many points remain flagged.  Moment matching costs one
+        pass over all draws per flagged point and iteration, so it is kept
+        for the case of a few flagged points.
+    """
+    tree = fit.idata_
+    if X is None:
+        X = tree.observed_data[OBSERVED].values
+    first = _quiet(az.loo, tree, var_name=OBSERVED, pointwise=True)
+    threshold = float(first.good_k)
+    max_khat, n_high = _khat_counts(first, threshold)
+    if n_high == 0 or n_high > KFOLD_SHARE * X.shape[0]:
+        return LooOutcome(first, "psis", max_khat, n_high, n_high, threshold)
+    mapping = _Unconstrained(fit, X)
+    # ArviZ's split moment matching evaluates both branches of an
+    # ``xr.where`` and the unused one overflows in ``exp``; the result is
+    # unaffected, so that overflow (and only it) is not shown.
+    with np.errstate(over="ignore"):
+        matched = _quiet(
+            az.loo_moment_match, tree, first, log_prob_upars_fn=mapping.log_prob,
+            log_lik_i_upars_fn=mapping.log_lik_i,
+            upars=mapping.upars(tree.posterior.to_dataset()), var_name=OBSERVED,
+            pointwise=True,
+        )
+    matched_max, matched_high = _khat_counts(matched, threshold)
+    return LooOutcome(matched, "psis+mm", matched_max, matched_high, n_high, threshold)
+
+
+def kfold_loo(fit, X: np.ndarray | None = None, psis: LooOutcome | None = None) -> LooOutcome:
+    """10-fold cross-validation with refits of the same model, each refit checked.
+
+    Parameters
+    ----------
+    fit : BayesianGMM
+    X : ndarray, optional
+        Training data; defaults to the model's ``observed_data``.
+    psis : LooOutcome, optional
+        The PSIS result it replaces (for its flagged-point count).
+
+    Returns
+    -------
+    LooOutcome
+        ``"kfold"``; ``n_unconverged_refits`` counts refits whose
+        :data:`REFIT_GATES` failed (the caveat then says so).  K-fold elpd is
+        biased low against PSIS-LOO (each fold trains on 90% of the data),
+        so it is never compared with PSIS rows (see ``compare_k``).
+    """
+    tree = fit.idata_
+    if X is None:
+        X = tree.observed_data[OBSERVED].values
+    wrapper = _RefitWrapper(fit, X)
+    kfold = _quiet(az.loo_kfold, tree, wrapper, var_name=OBSERVED, k=KFOLD_FOLDS,
+                   pointwise=True)
+    n_high = psis.n_high_khat_psis if psis is not None else 0
+    threshold = psis.threshold if psis is not None else float("nan")
+    return LooOutcome(kfold, "kfold", float("nan"), 0, n_high, threshold, wrapper.n_unconverged)
+
+
 def reliable_loo(fit, X: np.ndarray | None = None, *, allow_kfold: bool = True) -> LooOutcome:
-    """PSIS-LOO with moment matching and K-fold fallbacks (see the module docstring).
+    """PSIS-LOO, moment matching, then K-fold when still needed (module docstring).
 
     Parameters
     ----------
@@ -249,37 +336,10 @@ def reliable_loo(fit, X: np.ndarray | None = None, *, allow_kfold: bool = True) 
     Returns
     -------
     LooOutcome
-        When many points are flagged and K-fold is not allowed, plain PSIS is
-        returned with its caveat: moment matching costs one pass over all
-        draws per flagged point and iteration, so it is kept for the case of
-        a few flagged points.
+        When many points are flagged and K-fold is not allowed, the PSIS
+        estimate with its caveat.
     """
-    tree = fit.idata_
-    if X is None:
-        X = tree.observed_data[OBSERVED].values
-    first = _quiet(az.loo, tree, var_name=OBSERVED, pointwise=True)
-    threshold = float(first.good_k)
-    max_khat, n_high = _khat_counts(first, threshold)
-    if n_high == 0:
-        return LooOutcome(first, "psis", max_khat, 0, 0, threshold)
-    many = n_high > KFOLD_SHARE * X.shape[0]
-    if not many:
-        mapping = _Unconstrained(fit, X)
-        # ArviZ's split moment matching evaluates both branches of an
-        # ``xr.where`` and the unused one overflows in ``exp``; the result is
-        # unaffected, so that overflow (and only it) is not shown.
-        with np.errstate(over="ignore"):
-            matched = _quiet(
-                az.loo_moment_match, tree, first, log_prob_upars_fn=mapping.log_prob,
-                log_lik_i_upars_fn=mapping.log_lik_i,
-                upars=mapping.upars(tree.posterior.to_dataset()), var_name=OBSERVED,
-                pointwise=True,
-            )
-        matched_max, matched_high = _khat_counts(matched, threshold)
-        if matched_high <= KFOLD_SHARE * X.shape[0] or not allow_kfold:
-            return LooOutcome(matched, "psis+mm", matched_max, matched_high, n_high, threshold)
-    if not allow_kfold:
-        return LooOutcome(first, "psis", max_khat, n_high, n_high, threshold)
-    kfold = _quiet(az.loo_kfold, tree, _RefitWrapper(fit, X), var_name=OBSERVED, k=KFOLD_FOLDS,
-                   pointwise=True)
-    return LooOutcome(kfold, "kfold", float("nan"), 0, n_high, threshold)
+    outcome = psis_loo(fit, X)
+    if allow_kfold and outcome.needs_kfold(fit.idata_.observed_data[OBSERVED].shape[0]):
+        return kfold_loo(fit, X, outcome)
+    return outcome

@@ -16,42 +16,64 @@ side by side
 ``best_k`` rule (one-standard-error rule, Breiman et al. 1984, applied to
 elpd as in Vehtari, Gelman & Gabry 2017): the **smallest** K whose elpd is
 within ``se_rule`` (default 1) standard errors of the difference from the
-best elpd.  Differences smaller than their own noise are not evidence for the
-extra components, and the smaller model is easier to interpret.  Only fits
-whose chains converged (relabelled R-hat and log-likelihood R-hat below 1.01,
-no chain in another mode) are eligible: the elpd of chains that disagree is
-not an estimate of anything (overfitted K often fail because their extra
-component wanders).  Divergences are reported but do not exclude a K.  The
-rule falls back to every fit, and says so, when none converged.
+best elpd, among the **eligible** fits.  Differences smaller than their own
+noise are not evidence for the extra components, and the smaller model is
+easier to interpret.
+
+Eligibility rests on label-invariant gates whose number does not grow with K
+(:data:`bayesgmm.ksweep.ELIGIBILITY_GATES`: R-hat of the total
+log-likelihood, R-hat of the weights sorted by size, no chain in another
+mode); R-hat and ESS over all relabelled parameters are reported, and a K
+that fails only those (or the sorted weights) while its label-invariant
+gates hold is first run longer, doubling draws and tune up to ``max_draws``
+per chain (:mod:`bayesgmm.ksweep`), so sampler noise alone does not decide K.
+Divergences are reported and stop an extension, but do not exclude a K.
+
+The table never ranks an untrusted fit: ``az.compare`` (``rank``,
+``elpd_diff``, ``dse``, ``stacking_weight``, ``p_worse``, ``diag_diff``,
+``diag_elpd``) runs on the eligible fits only; the others keep their own
+``elpd_loo`` and say why they are out in ``excluded_because``.  K-fold
+estimates are biased low against PSIS-LOO, so the two are never mixed: when
+any eligible K needs K-fold, every eligible K gets K-fold, and each refit is
+checked.  The rule falls back to every fit, and says so, when none is
+eligible.  ``p_occupied`` is shown only when the sparse fit itself passed
+the eligibility gates (``KSelection.sparse_diagnostics`` holds its table).
+
+Only NUTS fits are compared (a decision): LOO on draws from a variational
+approximation would need ``loo_approximate_posterior`` and its own gates, and
+would not be comparable with NUTS rows; ``method="advi"`` is refused with
+that advice.
 """
 
 from __future__ import annotations
 
-import math
 import multiprocessing
-import time
-import traceback
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import arviz as az
 import numpy as np
 import pandas as pd
 from rich.progress import Progress
 
-from bayesgmm._checks import as_generator, check_X
-from bayesgmm.bayes import BayesianGMM, diagnostics_reported
-from bayesgmm.em import reference_em
-from bayesgmm.loo import reliable_loo, reported_arviz_warnings, waic
-from bayesgmm.posterior import OBSERVED
-from bayesgmm.priors import GMMPriors
+from bayesgmm._checks import as_generator, check_number, check_X
+from bayesgmm.bayes import BayesianGMM
+from bayesgmm.diagnostics import Diagnostics
+from bayesgmm.ksweep import (
+    DEFAULT_DRAWS,
+    SPARSE_CONCENTRATION,
+    KFit,
+    SparseFit,
+    eligibility,
+    fit_one_k,
+    fit_sparse,
+    kfold_one_k,
+)
+from bayesgmm.loo import reported_arviz_warnings
 
 __all__ = [
-    "FIT_FAILURES",
-    "KFit",
-    "KRow",
     "KSelection",
     "REPORT_COLUMNS",
     "SHORT_COLUMNS",
@@ -59,73 +81,20 @@ __all__ = [
     "compare_k",
 ]
 
-SPARSE_CONCENTRATION = 0.01
-
-FIT_FAILURES = (ValueError,)
-"""The failures one K may end in without stopping the sweep (its row shows the message).
-
-``ValueError`` covers a K the data cannot support: too few rows for K
-(``DataValidationError``), a non-finite density at the EM start, an EM
-covariance that is not positive definite (``CovarianceError``), a singular
-matrix (``numpy.linalg.LinAlgError``) and ArviZ's "All tail values are the
-same" on degenerate draws.  Anything else is a bug and propagates.
-"""
-
-COMPARISON_COLUMNS = ("rank", "elpd_loo", "se", "elpd_diff", "dse", "stacking_weight", "p_loo")
-"""Columns that come from ``az.compare`` (renamed to bayesgmm's names)."""
+COMPARISON_COLUMNS = ("rank", "elpd_diff", "dse", "stacking_weight", "p_worse", "diag_diff",
+                      "diag_elpd")
+"""Columns that come from ``az.compare`` on the eligible fits."""
 
 SHORT_COLUMNS = ("elpd_loo", "se", "elpd_diff", "stacking_weight", "loo_method",
                  "bic_lower_is_better", "icl_lower_is_better", "p_occupied", "max_rhat", "error")
 """The K table as the command line prints it."""
 
-REPORT_COLUMNS = ("elpd_loo", "se", "elpd_diff", "dse", "stacking_weight", "loo_method",
-                  "max_khat", "elpd_waic", "bic_lower_is_better", "icl_lower_is_better",
-                  "p_occupied", "max_rhat", "divergences", "converged", "loo_caveat", "error")
+REPORT_COLUMNS = ("elpd_loo", "se", "elpd_diff", "dse", "stacking_weight", "p_worse",
+                  "loo_method", "max_khat", "elpd_waic", "bic_lower_is_better",
+                  "icl_lower_is_better", "p_occupied", "max_rhat", "rhat_log_lik",
+                  "divergences", "draws_per_chain", "converged", "excluded_because",
+                  "loo_caveat", "error")
 """The K table as the reports show it."""
-
-
-@dataclass(frozen=True)
-class KRow:
-    """What ``compare_k`` measured for one K, besides ``az.compare``'s columns.
-
-    A K that ended in one of :data:`FIT_FAILURES` keeps NaN numbers and the
-    message in ``error``.
-    """
-
-    K: int
-    loo_method: str = ""
-    max_khat: float = math.nan
-    share_high_khat: float = math.nan
-    n_high_khat_psis: float = math.nan
-    loo_caveat: str = ""
-    elpd_waic: float = math.nan
-    waic_se: float = math.nan
-    p_waic: float = math.nan
-    waic_n_high_variance: float = math.nan
-    bic_lower_is_better: float = math.nan
-    aic_lower_is_better: float = math.nan
-    icl_lower_is_better: float = math.nan
-    max_rhat: float = math.nan
-    divergences: float = math.nan
-    converged: bool = False
-    diagnostics_ok: bool = False
-    seconds: float = math.nan
-    error: str = ""
-
-
-class KFit(NamedTuple):
-    """One K of the sweep: its row, and the fit and elpd when it succeeded."""
-
-    row: KRow
-    fit: BayesianGMM | None
-    elpd: Any | None
-
-
-class SparseFit(NamedTuple):
-    """The overfitted sparse mixture: occupancy probabilities, or the failure."""
-
-    occupied: pd.Series | None
-    error: str
 
 
 class Task(NamedTuple):
@@ -153,7 +122,10 @@ class KSelection:
         The fitted models that succeeded.
     occupied : pandas.Series or None
         Posterior probability of each number of occupied components under
-        the sparse overfitted mixture.
+        the sparse overfitted mixture (shown as ``p_occupied`` only when
+        that fit passed its label-invariant gates).
+    sparse_diagnostics : Diagnostics or None
+        The sparse fit's own diagnostics.
     """
 
     table: pd.DataFrame
@@ -161,6 +133,7 @@ class KSelection:
     rule: str
     fits: dict[int, BayesianGMM] = field(default_factory=dict, repr=False)
     occupied: pd.Series | None = None
+    sparse_diagnostics: Diagnostics | None = None
 
     def plot(self, ax=None):
         """Plot elpd +/- SE by K, with EM's BIC on a second axis.
@@ -189,71 +162,6 @@ class KSelection:
         return f"<p><b>best_k = {self.best_k}</b>: {self.rule}</p>{self.table.to_html()}"
 
 
-_CONVERGENCE_GATES = ("rhat", "rhat_log_lik", "modes")
-
-
-def _converged(diagnostics) -> bool:
-    """Chains agree (R-hat of parameters and log-likelihood, one mode).
-
-    Divergences and ESS are reported but do not make a K ineligible: a few
-    divergences in thousands of draws rarely move an elpd, while chains that
-    disagree make it meaningless.
-    """
-    table = diagnostics.table
-    return bool(all(table.loc[gate, "ok"] for gate in _CONVERGENCE_GATES if gate in table.index))
-
-
-def _quiet_fit(model: BayesianGMM, frame: pd.DataFrame) -> BayesianGMM:
-    """Fit; the table's converged and diagnostics_ok columns report its diagnostics."""
-    with diagnostics_reported():
-        return model.fit(frame)
-
-
-def _measure(values, names, k, settings, seed) -> tuple[KRow, BayesianGMM, Any]:
-    """Fit one K and compute its row, LOO included."""
-    fit = _quiet_fit(BayesianGMM(k, **{**settings, "random_state": seed}),
-                     pd.DataFrame(values, columns=names))
-    converged = _converged(fit.diagnostics_)
-    # K-fold costs 10 refits; it is not spent on a fit whose chains did not
-    # converge (that K is not eligible for best_k anyway).
-    outcome = reliable_loo(fit, values, allow_kfold=converged)
-    log_lik = fit.idata_.log_likelihood[OBSERVED].values
-    information = waic(log_lik.reshape(-1, log_lik.shape[-1]))
-    em = reference_em(values, k, fit.covariance_type, random_state=seed)
-    gates = fit.diagnostics_.table["value"]
-    row = KRow(
-        K=k,
-        loo_method=outcome.method,
-        max_khat=outcome.max_khat,
-        share_high_khat=outcome.n_high_khat / values.shape[0],
-        n_high_khat_psis=outcome.n_high_khat_psis,
-        loo_caveat=outcome.caveat,
-        elpd_waic=information.elpd_waic,
-        waic_se=information.se,
-        p_waic=information.p_waic,
-        waic_n_high_variance=information.n_high_variance,
-        bic_lower_is_better=em.bic(values),
-        aic_lower_is_better=em.aic(values),
-        icl_lower_is_better=em.icl(values),
-        max_rhat=float(gates.get("rhat", np.nan)),
-        divergences=int(gates.get("divergences", 0)),
-        converged=converged,
-        diagnostics_ok=fit.diagnostics_.ok,
-    )
-    return row, fit, outcome.elpd
-
-
-def _fit_one(values, names, k, settings, seed) -> KFit:
-    """One K of the sweep (runs in a worker); a failure becomes the row's error."""
-    began = time.perf_counter()
-    try:
-        row, fit, elpd = _measure(values, names, k, settings, seed)
-    except FIT_FAILURES as error:  # one K failing must not lose the others
-        detail = "".join(traceback.format_exception_only(type(error), error)).strip()
-        return KFit(KRow(K=k, seconds=time.perf_counter() - began, error=detail), None, None)
-    return KFit(KRow(**{**asdict(row), "seconds": time.perf_counter() - began}), fit, elpd)
-
-
 def _run_all(tasks: list[Task], n_jobs: int, show_progress: bool) -> list:
     """Run the tasks, in processes when ``n_jobs > 1``; results in task order."""
     results: list = [None] * len(tasks)
@@ -279,20 +187,6 @@ def _run_all(tasks: list[Task], n_jobs: int, show_progress: bool) -> list:
     return results
 
 
-def _sparse_fit(values, names, k_max, settings, seed) -> SparseFit:
-    """The overfitted sparse mixture and its occupied-component distribution."""
-    priors = settings.get("priors") or GMMPriors()
-    sparse = GMMPriors(**{**priors.to_dict(), "weight_concentration": SPARSE_CONCENTRATION})
-    try:
-        fit = _quiet_fit(
-            BayesianGMM(k_max, **{**settings, "priors": sparse, "random_state": seed}),
-            pd.DataFrame(values, columns=names),
-        )
-    except FIT_FAILURES as error:
-        return SparseFit(None, f"{type(error).__name__}: {error}")
-    return SparseFit(fit.occupied_components(random_state=seed), "")
-
-
 def _difference_se(elpd_a, elpd_b) -> float:
     """Standard error of the elpd difference of two models, from pointwise values."""
     difference = np.asarray(elpd_a.elpd_i).ravel() - np.asarray(elpd_b.elpd_i).ravel()
@@ -300,7 +194,7 @@ def _difference_se(elpd_a, elpd_b) -> float:
 
 
 def _decide(table: pd.DataFrame, elpds: dict, se_rule: float) -> tuple[int | None, str]:
-    """The one-SE rule among fits whose convergence diagnostics passed."""
+    """The one-SE rule among eligible fits (module docstring), with the numbers in words."""
     usable = table.dropna(subset=["elpd_loo"])
     if usable.empty:
         return None, "every K failed; see the error column"
@@ -308,41 +202,92 @@ def _decide(table: pd.DataFrame, elpds: dict, se_rule: float) -> tuple[int | Non
     note = ""
     if eligible.empty:
         eligible = usable
-        note = " (no fit converged, so all were eligible; treat with care)"
+        note = (" (no fit passed the label-invariant gates, so all were considered; treat with "
+                "care: the table ranks none of them)")
     elif len(eligible) < len(usable):
-        excluded = ", ".join(str(k) for k in usable.index.difference(eligible.index))
-        note = (f"; K={excluded} not eligible because their chains did not converge "
-                "(R-hat or modes gate failed, so their elpd is not trustworthy)")
+        why = usable.get("excluded_because", pd.Series("", index=usable.index))
+        reasons = "; ".join(f"K={k}: {why[k] or 'label-invariant gates failed'}"
+                            for k in usable.index.difference(eligible.index))
+        note = f"; not eligible ({reasons})"
     best = int(eligible["elpd_loo"].idxmax())
     gaps = {k: eligible.loc[best, "elpd_loo"] - eligible.loc[k, "elpd_loo"] for k in eligible.index}
     errors = {k: _difference_se(elpds[best], elpds[k]) if k != best else 0.0
               for k in eligible.index}
     chosen = min(k for k in eligible.index if gaps[k] <= se_rule * errors[k])
-    among = " among the fits whose chains converged" if len(eligible) < len(usable) else ""
+    among = " among the eligible fits" if len(eligible) < len(usable) else ""
+    extended = usable[usable.get("extensions", pd.Series(0, index=usable.index)).fillna(0) > 0]
+    runs = "".join(f"; K={k} was run longer ({int(row['draws_per_chain'])} draws per chain)"
+                   for k, row in extended.iterrows())
     rule = (f"smallest K with elpd within {se_rule:g} SE of the best: K={best} has the highest "
             f"elpd{among}; K={chosen} is {gaps[chosen]:.1f} below it (SE of the difference "
-            f"{errors[chosen]:.1f}){note}")
+            f"{errors[chosen]:.1f}){note}{runs}")
     return int(chosen), rule
 
 
 def _table(per_k: list[KFit], sparse: SparseFit | None) -> tuple[pd.DataFrame, dict]:
-    """The K table (``az.compare``'s columns, then each K's row) and the elpds it rests on."""
+    """The K table and the elpds it rests on.
+
+    ``az.compare`` (ranks, differences, stacking weights, ``p_worse`` and
+    its diagnostics) runs on the eligible fits only; the other rows keep
+    their own elpd and say in ``excluded_because`` why they are out.
+    """
     table = pd.DataFrame([asdict(result.row) for result in per_k]).set_index("K")
-    elpds = {result.row.K: result.elpd for result in per_k if result.elpd is not None}
-    if elpds:
+    elpds = {result.row.K: result.loo.elpd for result in per_k if result.loo is not None}
+    for column, attribute in (("elpd_loo", "elpd"), ("se", "se"), ("p_loo", "p")):
+        table[column] = [float(getattr(elpds[k], attribute)) if k in elpds else np.nan
+                         for k in table.index]
+    ranked = {k: elpd for k, elpd in elpds.items() if table.loc[k, "converged"]}
+    if ranked:
         with reported_arviz_warnings():
-            comparison = az.compare(elpds, method="stacking", round_to="none")
-        comparison = comparison.rename(columns={"elpd": "elpd_loo", "weight": "stacking_weight",
-                                                "p": "p_loo"})
+            comparison = az.compare(ranked, method="stacking", round_to="none")
+        comparison = comparison.rename(columns={"weight": "stacking_weight"})
         table = comparison[list(COMPARISON_COLUMNS)].join(table, how="right")
     else:
         table = pd.DataFrame(columns=list(COMPARISON_COLUMNS), index=table.index).join(table)
     if sparse is not None:
-        occupied = sparse.occupied
-        table["p_occupied"] = [
-            float(occupied.get(k, 0.0)) if occupied is not None else np.nan for k in table.index
-        ]
+        trusted = sparse.occupied is not None and not eligibility(sparse.diagnostics)
+        table["p_occupied"] = [float(sparse.occupied.get(k, 0.0)) if trusted else np.nan
+                               for k in table.index]
     return table.sort_index(), elpds
+
+
+def _kfold_for_all(per_k: list[KFit], values, n_jobs, progressbar) -> list[KFit]:
+    """K-fold for every eligible K when any needs it: K-fold and PSIS are never compared."""
+    n_obs = values.shape[0]
+    eligible = [i for i, result in enumerate(per_k)
+                if result.loo is not None and result.row.converged]
+    if not any(per_k[i].loo.needs_kfold(n_obs) for i in eligible):
+        return per_k
+    tasks = [Task(f"K-fold K={per_k[i].row.K}", kfold_one_k, (per_k[i], values))
+             for i in eligible]
+    refitted = dict(zip(eligible, _run_all(tasks, n_jobs, progressbar), strict=True))
+    return [refitted.get(i, result) for i, result in enumerate(per_k)]
+
+
+def _sweep_settings(ks, n_jobs, max_draws, bayesgmm_kwargs) -> tuple[list[int], dict, list]:
+    """Checked K values and settings, and one seed per task (K values, then the sparse fit)."""
+    ks = sorted({int(k) for k in ks})
+    if not ks or ks[0] < 1:
+        raise ValueError(f"ks must be positive integers, got {ks!r}.")
+    if not isinstance(n_jobs, int) or n_jobs < 1:
+        raise ValueError(f"n_jobs must be a positive integer, got {n_jobs!r}.")
+    settings = {"progressbar": False, **bayesgmm_kwargs}
+    settings.pop("n_components", None)
+    if settings.get("method", "nuts") != "nuts":
+        raise ValueError(
+            "compare_k ranks K by PSIS-LOO, which needs draws from the posterior itself; "
+            f"method={settings['method']!r} draws from a variational approximation, whose LOO "
+            "(and eligibility gates) would not be comparable across K. Use method='nuts' (the "
+            "default) in compare_k, then fit the chosen K with ADVI if needed."
+        )
+    check_number("max_draws", max_draws, low=int(settings.get("draws", DEFAULT_DRAWS)),
+                 integer=True)
+    # One seed per task, derived from the user's random_state: results do not
+    # depend on n_jobs or on the order in which the tasks run.
+    root = as_generator(settings.pop("random_state", None)).integers(2**63)
+    seeds = [int(child.generate_state(1)[0])
+             for child in np.random.SeedSequence(int(root)).spawn(len(ks) + 1)]
+    return ks, settings, seeds
 
 
 def compare_k(
@@ -352,6 +297,7 @@ def compare_k(
     n_jobs: int = 1,
     se_rule: float = 1.0,
     sparse: bool = True,
+    max_draws: int = 4000,
     progressbar: bool = True,
     **bayesgmm_kwargs,
 ) -> KSelection:
@@ -369,6 +315,11 @@ def compare_k(
         Standard errors of tolerance in the ``best_k`` rule.
     sparse : bool, default=True
         Also fit the sparse overfitted mixture with ``K = max(ks)``.
+    max_draws : int, default=4000
+        Budget per chain for extended runs: a K that fails only on noise
+        (R-hat, ESS) is refitted with doubled draws and tune while the
+        doubled draws stay within it (module docstring).  Set it to
+        ``draws`` to never extend.
     progressbar : bool, default=True
         Show which K is running.
     **bayesgmm_kwargs
@@ -378,42 +329,39 @@ def compare_k(
     Returns
     -------
     KSelection
-        ``table`` columns: ``rank``, ``elpd_loo`` (higher is better),
-        ``se``, ``elpd_diff`` (to the best, <= 0), ``dse``,
-        ``stacking_weight``, ``p_loo``, ``loo_method`` (psis / psis+mm /
+        ``table`` columns, one row per K: from ``az.compare`` on the
+        eligible fits, ``rank``, ``elpd_diff`` (to the best, <= 0), ``dse``,
+        ``stacking_weight``, ``p_worse``, ``diag_diff``, ``diag_elpd``
+        (NaN for ineligible rows); every row's ``elpd_loo`` (higher is
+        better), ``se``, ``p_loo``, ``loo_method`` (psis / psis+mm /
         kfold), ``max_khat``, ``share_high_khat``, ``loo_caveat``,
         ``elpd_waic`` (higher is better), ``waic_se``, ``p_waic``,
         ``waic_n_high_variance`` (points where WAIC is unreliable),
         ``bic_lower_is_better``, ``aic_lower_is_better``,
         ``icl_lower_is_better``, ``p_occupied`` (posterior probability that
-        exactly K components are occupied), ``max_rhat``, ``divergences``,
-        ``converged`` (eligible for ``best_k``), ``diagnostics_ok`` (every
-        gate, divergences and ESS included), ``seconds``, ``error``.
+        exactly K components are occupied; NaN when the sparse fit is not
+        trusted), ``max_rhat``, ``rhat_log_lik``, ``divergences``,
+        ``draws_per_chain`` and ``extensions`` (runs doubled),
+        ``converged`` (eligible for ``best_k``), ``excluded_because``,
+        ``diagnostics_ok`` (every gate, divergences and ESS included),
+        ``seconds``, ``error``.
     """
     checked = check_X(X, n_components=1)
-    ks = sorted({int(k) for k in ks})
-    if not ks or ks[0] < 1:
-        raise ValueError(f"ks must be positive integers, got {ks!r}.")
-    if not isinstance(n_jobs, int) or n_jobs < 1:
-        raise ValueError(f"n_jobs must be a positive integer, got {n_jobs!r}.")
-    settings = {"progressbar": False, **bayesgmm_kwargs}
-    settings.pop("n_components", None)
-    # One seed per task, derived from the user's random_state: results do not
-    # depend on n_jobs or on the order in which the tasks run.
-    root = as_generator(settings.pop("random_state", None)).integers(2**63)
-    seeds = [int(child.generate_state(1)[0])
-             for child in np.random.SeedSequence(int(root)).spawn(len(ks) + 1)]
+    ks, settings, seeds = _sweep_settings(ks, n_jobs, max_draws, bayesgmm_kwargs)
     args = (checked.values, checked.feature_names)
-    tasks = [Task(f"K={k}", _fit_one, (*args, k, settings, seed)) for k, seed in zip(ks, seeds)]
+    tasks = [Task(f"K={k}", fit_one_k, (*args, k, settings, seed, max_draws))
+             for k, seed in zip(ks, seeds)]
     if sparse:
-        tasks.append(Task("sparse", _sparse_fit, (*args, max(ks), settings, seeds[-1])))
+        tasks.append(Task("sparse", fit_sparse, (*args, max(ks), settings, seeds[-1])))
     results = _run_all(tasks, n_jobs, progressbar)
-    per_k: list[KFit] = results[:len(ks)]
+    per_k = _kfold_for_all(results[:len(ks)], checked.values, n_jobs, progressbar)
     sparse_fit: SparseFit | None = results[-1] if sparse else None
     table, elpds = _table(per_k, sparse_fit)
     best_k, rule = _decide(table, elpds, se_rule)
-    if sparse_fit is not None and sparse_fit.occupied is None:
-        rule += f"; the sparse occupancy fit failed ({sparse_fit.error}), so p_occupied is NaN"
+    if sparse_fit is not None and np.isnan(table["p_occupied"]).all():
+        reason = sparse_fit.error or eligibility(sparse_fit.diagnostics)
+        rule += f"; p_occupied is blank: the sparse K={max(ks)} fit is not trusted ({reason})"
     fits = {result.row.K: result.fit for result in per_k if result.fit is not None}
-    occupied = sparse_fit.occupied if sparse_fit is not None else None
-    return KSelection(table, best_k, rule, fits, occupied)
+    return KSelection(table, best_k, rule, fits,
+                      sparse_fit.occupied if sparse_fit is not None else None,
+                      sparse_fit.diagnostics if sparse_fit is not None else None)
