@@ -5,10 +5,12 @@ returns a typed record; a K the data cannot support ends in one of
 :data:`FIT_FAILURES` and becomes that K's row, never a lost sweep.
 
 Extension rule: a fit whose only failed gates are :data:`NOISE_GATES`
-(R-hat, bulk/tail ESS, R-hat of the ordered weights: quantities that more
-draws fix) while the label-invariant gates hold (log-likelihood R-hat, one
-mode, no divergences) is refitted with twice the draws and tune, up to
-``max_draws`` per chain.  Eligibility for ``best_k`` then rests on
+(R-hat, bulk/tail ESS, R-hat of the ordered weights or of the
+log-likelihood: quantities that more draws settle) while no chain sits in
+another mode and no transition diverged is refitted with twice the draws and
+tune, up to ``max_draws`` per chain.  (A short run can miss the
+log-likelihood R-hat by noise alone; a real second solution also shows in
+the ``modes`` gate, which stops the extension.)  Eligibility for ``best_k`` then rests on
 :data:`ELIGIBILITY_GATES` only: label-invariant quantities whose number does
 not grow with K, so a larger K is not held to a maximum over more noise.
 """
@@ -58,7 +60,7 @@ SPARSE_CONCENTRATION = 0.01
 """Dirichlet concentration of the sparse, overfitted mixture."""
 
 ELIGIBILITY_GATES = ("rhat_log_lik", "rhat_weights", "modes")
-NOISE_GATES = ("rhat", "ess_bulk", "ess_tail", "rhat_weights")
+NOISE_GATES = ("rhat", "ess_bulk", "ess_tail", "rhat_weights", "rhat_log_lik")
 DEFAULT_DRAWS = 1000
 
 

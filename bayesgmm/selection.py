@@ -23,10 +23,11 @@ easier to interpret.
 Eligibility rests on label-invariant gates whose number does not grow with K
 (:data:`bayesgmm.ksweep.ELIGIBILITY_GATES`: R-hat of the total
 log-likelihood, R-hat of the weights sorted by size, no chain in another
-mode); R-hat and ESS over all relabelled parameters are reported, and a K
-that fails only those (or the sorted weights) while its label-invariant
-gates hold is first run longer, doubling draws and tune up to ``max_draws``
-per chain (:mod:`bayesgmm.ksweep`), so sampler noise alone does not decide K.
+mode); R-hat and ESS over all relabelled parameters are reported.  A K that
+fails only R-hat or ESS gates while no chain sits in another mode and no
+transition diverged is first run longer, doubling draws and tune up to
+``max_draws`` per chain (:mod:`bayesgmm.ksweep`), so sampler noise alone
+does not decide K.
 Divergences are reported and stop an extension, but do not exclude a K.
 
 The table never ranks an untrusted fit: ``az.compare`` (``rank``,

@@ -70,3 +70,27 @@ def test_advi_gates(rng):
     assert "khat" in heavy.failed
     moving = diagnose_advi(np.linspace(-600, -500, 10000), rng.normal(0, 0.1, size=1000))
     assert "elbo_converged" in moving.failed
+
+
+def test_one_chain_is_never_reported_as_chains_agreeing(rng):
+    means = rng.normal(size=(1, 1000, 2, 2))
+    result = diagnose_nuts(posterior_from(means), stats_from(1, 1000), rng.normal(-500, 2, size=(1, 1000)), "diag")
+    table = result.table
+    assert not table.loc["modes", "ok"] and not table.loc["modes", "assessed"]
+    assert table.loc["modes", "verdict"].startswith("not assessed")
+    # R-hat is split R-hat over the chain's halves: assessed, and it says so.
+    assert table.loc["rhat", "assessed"] and "halves" in table.loc["rhat", "verdict"]
+    assert not result.ok and any("chains >= 2" in remedy for remedy in result.remedies)
+
+
+def test_a_chain_that_drifts_in_its_second_half_fails_split_rhat(rng):
+    means = rng.normal(size=(1, 1000, 2, 2))
+    means[0, 500:] += 3.0
+    result = diagnose_nuts(posterior_from(means), stats_from(1, 1000), rng.normal(-500, 2, size=(1, 1000)), "diag")
+    assert not result.table.loc["rhat", "ok"] and result.table.loc["rhat", "assessed"]
+
+
+def test_a_parameter_that_never_moves_is_not_assessed(rng):
+    means = np.zeros((4, 200, 2, 2))  # stuck chains: R-hat is 0/0
+    result = diagnose_nuts(posterior_from(means), stats_from(4, 200), rng.normal(-500, 2, size=(4, 200)), "diag")
+    assert not result.table.loc["rhat", "ok"] and not result.table.loc["rhat", "assessed"]

@@ -94,3 +94,17 @@ def test_default_nuts_fit_imports_neither_pymc_nor_pytensor():
     output = subprocess.run([sys.executable, "-W", "ignore", "-c", script], capture_output=True,
                             text=True, check=True)
     assert output.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_chains_start_apart_within_the_posterior_scale(problem):
+    from bayesgmm.inference import MAX_START_SPREAD, chain_start, start_spread
+
+    spread = start_spread(problem.start, problem.block)
+    assert spread.shape == problem.start.shape
+    assert np.all(spread > 0) and np.all(spread <= MAX_START_SPREAD)
+    # Means are known to about 0.1 sd of the data on Faithful: their spread is small.
+    assert spread[problem.layout.slices["means"]].max() < 0.5
+    first, second = chain_start(problem.start, spread, 1), chain_start(problem.start, spread, 2)
+    assert not np.array_equal(first, second)
+    np.testing.assert_array_equal(first, chain_start(problem.start, spread, 1))
+    assert np.all(np.isfinite(logp_batch(np.stack([first, second]), problem.block)))

@@ -46,7 +46,9 @@ def test_table_columns_and_sign_conventions():
                    "p_occupied", "max_rhat", "divergences", "seconds", "error"]:
         assert column in table.columns, column
     assert (table["elpd_diff"].dropna() <= 1e-9).all()  # ranked (eligible) rows only
-    assert table.loc[table["elpd_loo"].idxmax(), "elpd_diff"] == pytest.approx(0.0)
+    ranked = table.dropna(subset=["elpd_diff"])  # az.compare ranks the eligible fits only
+    assert ranked.loc[ranked["elpd_loo"].idxmax(), "elpd_diff"] == pytest.approx(0.0)
+    assert table["stacking_weight"].isna().equals(~table["converged"].astype(bool))
     assert table["stacking_weight"].sum() == pytest.approx(1.0)
     em = GaussianMixtureEM(2, n_init=10, tol=1e-6, max_iter=1000, random_state=0).fit(X)
     assert table.loc[2, "bic_lower_is_better"] == pytest.approx(em.bic(X), rel=1e-6)
@@ -149,3 +151,42 @@ def test_kfold_fallback_runs_when_moment_matching_is_not_enough(monkeypatch):
     if row["n_high_khat_psis"] > 0:
         assert row["loo_method"] == "kfold"
         assert np.isfinite(row["elpd_loo"])
+
+
+def test_kfold_is_never_mixed_with_psis(monkeypatch):
+    import bayesgmm.loo as loo
+
+    X = separated(2, n_samples=80)
+    X[0] = [40.0, -40.0]  # flags points under K = 1 and 2 alike
+    monkeypatch.setattr(loo, "KFOLD_SHARE", -1.0)  # any remaining flag triggers K-fold
+    table = compare_k(X, ks=[1, 2], sparse=False, progressbar=False, **SETTINGS).table
+    eligible = table[table["converged"].astype(bool)]
+    methods = set(eligible["loo_method"])
+    assert methods == {"kfold"} or "kfold" not in methods
+
+
+def test_a_k_that_fails_only_on_noise_is_run_longer():
+    X = separated(2, n_samples=120)
+    # 4 x 50 draws cannot reach the ESS gate (400): doubled up to 400 per chain.
+    selection = compare_k(X, ks=[2], sparse=False, progressbar=False, draws=50, tune=200,
+                          chains=4, random_state=0, max_draws=400)
+    row = selection.table.loc[2]
+    assert row["extensions"] >= 1 and row["draws_per_chain"] == 50 * 2 ** row["extensions"]
+    assert "run longer" in selection.rule
+    no_extension = compare_k(X, ks=[2], sparse=False, progressbar=False, draws=50, tune=200,
+                             chains=4, random_state=0, max_draws=50).table.loc[2]
+    assert no_extension["extensions"] == 0
+
+
+def test_variational_fits_are_refused_with_advice():
+    with pytest.raises(ValueError, match="method='nuts'"):
+        compare_k(separated(2, n_samples=50), ks=[1, 2], method="advi", progressbar=False)
+
+
+def test_sparse_view_carries_its_own_diagnostics():
+    X = separated(2, n_samples=150)
+    selection = compare_k(X, ks=[1, 2, 3], progressbar=False, **SETTINGS)
+    assert selection.sparse_diagnostics is not None
+    assert "modes" in selection.sparse_diagnostics.table.index
+    trusted = selection.table["p_occupied"].notna().all()
+    assert trusted or "p_occupied is blank" in selection.rule
