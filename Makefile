@@ -30,10 +30,12 @@ validate: $(STAMP)
 	$(PY) -m bayesgmm.validation.sbc
 	$(PY) -m bayesgmm.validation.agreement
 	$(PY) -m bayesgmm.validation.selection_report
+	$(PY) -m bayesgmm.validation.k_stability
 
 bench: $(STAMP)
 	$(PY) -m bayesgmm.validation.bench_em
 	$(PY) -m bayesgmm.validation.bench_bayes
+	$(PY) -m bayesgmm.validation.bench_kernel
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check bayesgmm tests

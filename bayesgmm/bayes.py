@@ -179,7 +179,7 @@ class BayesianGMM(BaseEstimator):
             if value not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {value!r}.")
         for name, low in (("draws", 1), ("chains", 1), ("advi_iterations", 1),
-                          ("em_n_init", 1), ("tune", 0)):
+                          ("em_n_init", 1), ("tune", 1)):
             check_number(name, getattr(self, name), low=low, integer=True)
         if self.cores is not None:
             check_number("cores", self.cores, low=1, integer=True)

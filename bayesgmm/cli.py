@@ -260,7 +260,7 @@ def _add_sampling_options(parser, with_method: bool = True) -> None:
         parser.add_argument("--method", choices=["nuts", "advi", "fullrank_advi"], default="nuts")
     parser.add_argument("--covariance", choices=["full", "diag"], default="full")
     parser.add_argument("--draws", type=_integer(1), default=1000)
-    parser.add_argument("--tune", type=_integer(0), default=1000)
+    parser.add_argument("--tune", type=_integer(1), default=1000)
     parser.add_argument("--chains", type=_integer(1), default=4)
     parser.add_argument("--seed", type=_integer(0), default=0)
     parser.add_argument("--columns", help="comma-separated columns to use (default: all)")

@@ -32,6 +32,7 @@ from bayesgmm.parameters import Layout, ModelParameters, unconstrained_to_parame
 
 __all__ = [
     "ENGINES",
+    "check_complete",
     "METHODS",
     "PosteriorSample",
     "SamplerSettings",
@@ -130,6 +131,21 @@ def chain_start(start: np.ndarray, spread: np.ndarray, seed) -> np.ndarray:
     return start + spread * np.random.default_rng(seed).standard_normal(start.shape)
 
 
+def check_complete(theta: np.ndarray, chains: int, draws: int) -> None:
+    """Refuse a partial trace: nutpie returns one, truncated or NaN-padded, on Ctrl-C.
+
+    Raises
+    ------
+    KeyboardInterrupt
+        When a chain has fewer than ``draws`` finite draws: the run was
+        interrupted, and a partial trace is never summarised.
+    """
+    if theta.shape[:2] != (chains, draws) or not np.all(np.isfinite(theta)):
+        raise KeyboardInterrupt(
+            "sampling was interrupted before every chain finished its draws; nothing was kept."
+        )
+
+
 def _nuts_nutpie(block, start, layout, settings, rng) -> PosteriorSample:
     import nutpie
 
@@ -150,6 +166,7 @@ def _nuts_nutpie(block, start, layout, settings, rng) -> PosteriorSample:
     )
     elapsed = time.perf_counter() - began
     theta = trace.posterior[THETA].values
+    check_complete(theta, settings.chains, settings.draws)
     return PosteriorSample(
         unconstrained_to_parameters(theta, layout),
         _nuts_stats(trace.sample_stats.to_dataset()), {}, elapsed,
@@ -221,6 +238,8 @@ def _nuts_pymc(model, start, block, layout, settings, rng) -> PosteriorSample:
         model=model,
     )
     elapsed = time.perf_counter() - began
+    means = trace.posterior["means"].values
+    check_complete(means.reshape(means.shape[:2] + (-1,)), settings.chains, settings.draws)
     return PosteriorSample(
         parameters_from_pymc(trace.posterior.to_dataset(), layout),
         _nuts_stats(trace.sample_stats.to_dataset()),

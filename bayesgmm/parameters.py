@@ -205,7 +205,9 @@ def parameters_to_unconstrained(parameters: ModelParameters, layout: Layout) -> 
     batch = np.shape(parameters.weights)[:-1]
     pieces = []
     if layout.n_components > 1:
-        log_weights = np.log(parameters.weights)
+        # A sparse prior can leave a weight that underflowed to exactly 0 in
+        # a draw; the smallest positive double keeps its logit finite.
+        log_weights = np.log(np.maximum(parameters.weights, np.finfo(np.float64).tiny))
         centred = log_weights - log_weights.mean(axis=-1, keepdims=True)
         pieces.append(centred[..., :-1])
     pieces.append(np.reshape(parameters.means, batch + (-1,)))

@@ -108,3 +108,33 @@ def test_chains_start_apart_within_the_posterior_scale(problem):
     assert not np.array_equal(first, second)
     np.testing.assert_array_equal(first, chain_start(problem.start, spread, 1))
     assert np.all(np.isfinite(logp_batch(np.stack([first, second]), problem.block)))
+
+
+def test_a_partial_trace_is_refused_as_an_interrupt():
+    from bayesgmm.inference import check_complete
+
+    theta = np.zeros((2, 100, 5))
+    check_complete(theta, 2, 100)
+    with pytest.raises(KeyboardInterrupt):
+        check_complete(theta[:, :40], 2, 100)
+    theta[1, 60:] = np.nan  # nutpie pads an interrupted chain with NaN
+    with pytest.raises(KeyboardInterrupt):
+        check_complete(theta, 2, 100)
+
+
+def test_ctrl_c_during_sampling_raises_keyboard_interrupt():
+    script = (
+        "import os, signal, threading\n"
+        "from bayesgmm import BayesianGMM\n"
+        "from bayesgmm.datasets import load_faithful\n"
+        "X = load_faithful()\n"
+        "BayesianGMM(2, draws=20, tune=20, chains=1, progressbar=False).fit(X)\n"
+        "threading.Timer(1.0, lambda: os.kill(os.getpid(), signal.SIGINT)).start()\n"
+        "try:\n"
+        "    BayesianGMM(2, draws=10**6, tune=500, chains=2, progressbar=False).fit(X)\n"
+        "except KeyboardInterrupt as error:\n"
+        "    print('interrupted:', error)\n"
+    )
+    output = subprocess.run([sys.executable, "-W", "ignore", "-c", script], capture_output=True,
+                            text=True, timeout=300)
+    assert "interrupted: sampling was interrupted" in output.stdout

@@ -98,3 +98,13 @@ def test_parameter_matrix_leaves_out_what_is_fixed(rng):
     identity = ModelParameters(np.ones((3, 1)), np.zeros((3, 1, 1)), np.ones((3, 1, 1)),
                                np.ones((3, 1, 1, 1)))
     assert parameter_matrix(identity, "full")[0] == ["means[0, 0]", "scales[0, 0]"]
+
+
+def test_a_weight_that_underflowed_to_zero_keeps_a_finite_logit():
+    layout = Layout(3, 1, "diag")
+    parameters = ModelParameters(np.array([0.6, 0.4, 0.0]), np.zeros((3, 1)), np.ones((3, 1)),
+                                 np.ones((3, 1, 1)))
+    theta = parameters_to_unconstrained(parameters, layout)
+    assert np.all(np.isfinite(theta))
+    back = unconstrained_to_parameters(theta, layout)
+    np.testing.assert_allclose(back.weights, parameters.weights, atol=1e-300)
