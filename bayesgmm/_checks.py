@@ -10,12 +10,26 @@ carries no information about clusters, makes every component covariance
 singular, and cannot be standardised; silently dropping it would change the
 meaning of ``means_`` and ``feature_names_in_``.  The message tells the user
 to drop the column.
+
+Decision on extreme magnitudes: data to fit must sit within float64's comfort
+zone, ``|x| <= MAX_MAGNITUDE`` (1e150) and ``max - min >= MIN_SPREAD``
+(1e-150) in every non-constant column, or they are **refused** with the
+factor to rescale by.  Beyond these, variances (and the covariances reported
+in data units) overflow or underflow, so a fit would return NaN means or merge
+clusters; rescaling inside would keep the fit but not its attributes, which
+are in the user's units.  New points given to a fitted model (prediction) may
+have any finite magnitude: :mod:`bayesgmm.gaussian` keeps their densities and
+responsibilities defined.
+
+Dates, times and durations are refused rather than read as nanoseconds since
+1970: the unit is arbitrary and the clusters would depend on it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import numbers
+import os
 import warnings
 from typing import Any, NamedTuple
 
@@ -29,14 +43,37 @@ __all__ = [
     "TiedValuesWarning",
     "largest_ties",
     "warn_improper_ties",
+    "MAX_MAGNITUDE",
+    "MIN_SPREAD",
     "check_X",
     "check_n_components",
     "check_number",
+    "check_workload",
+    "MEMORY_SHARE",
+    "PARAMETERS_PER_COMPONENT",
     "data_fingerprint",
     "match_features",
 ]
 
 _MAX_ROWS_SHOWN = 5
+
+MAX_MAGNITUDE = 1e150
+"""Largest ``|x|`` accepted in data to fit: squares, and sums of 10^7 of them, stay finite."""
+
+MIN_SPREAD = 1e-150
+"""Smallest ``max - min`` of a non-constant column to fit: its variance stays a normal float."""
+
+_SINCE_START = "hours since start: (t - t.min()) / pd.Timedelta(hours=1)"
+_TIME_KINDS = {
+    "datetime64": ("dates and times", _SINCE_START),
+    "datetime": ("dates and times", _SINCE_START),
+    "date": ("dates", "days since start: (t - t.min()) / pd.Timedelta(days=1)"),
+    "period": ("periods", "t.dt.to_timestamp(), then " + _SINCE_START),
+    "time": ("times of day", "hours since midnight: [v.hour + v.minute / 60 for v in t]"),
+    "timedelta64": ("durations", "hours: t / pd.Timedelta(hours=1)"),
+    "timedelta": ("durations", "hours: t / pd.Timedelta(hours=1)"),
+}
+"""``pandas.api.types.infer_dtype`` kinds refused by :func:`check_X`: words and a fix."""
 
 
 class DataValidationError(ValueError):
@@ -120,6 +157,15 @@ def _numeric_column(frame: pd.DataFrame, name: Any) -> np.ndarray:
         column.dtype
     ):
         return column.to_numpy(dtype=np.float64, na_value=np.nan)
+    time_kind = _TIME_KINDS.get(pd.api.types.infer_dtype(column, skipna=True))
+    if time_kind is not None:
+        words, fix = time_kind
+        raise DataValidationError(
+            f"column '{name}' holds {words} (dtype {column.dtype}); as numbers they would "
+            "be counts of an arbitrary unit (e.g. nanoseconds since 1970) and the clusters "
+            f"would depend on it. Convert it to a number yourself, e.g. {fix}; or drop "
+            "the column."
+        )
     converted = pd.to_numeric(column, errors="coerce")
     bad = converted.isna() & column.notna()
     if bad.any():
@@ -148,16 +194,50 @@ def _check_finite(values: np.ndarray, names: list[str], index: pd.Index) -> None
                 )
 
 
-def _check_constant(values: np.ndarray, names: list[str]) -> None:
-    """Reject zero-variance columns (see the module docstring)."""
-    if values.shape[0] < 2:
-        return
-    spread = np.ptp(values, axis=0)
-    for j in np.flatnonzero(spread == 0):
+def _check_unique_names(names: list[str]) -> None:
+    """Reject repeated column names: a name must pick out one column."""
+    counts = pd.Series(names).value_counts()
+    repeated = counts[counts > 1]
+    if len(repeated):
+        listed = ", ".join(f"'{name}' ({count} times)" for name, count in repeated.items())
+        raise DataValidationError(
+            f"X has duplicated column names: {listed}; each feature needs its own name. "
+            "Rename them, e.g. df.columns = ['a', 'b', ...], or drop the repeats with "
+            "df.loc[:, ~df.columns.duplicated()]."
+        )
+
+
+def _check_spread(values: np.ndarray, names: list[str]) -> None:
+    """Reject constant columns and magnitudes float64 cannot fit (module docstring).
+
+    Constancy is ``max == min``, exact at any magnitude; the magnitude and
+    spread tests only look at columns that vary.
+    """
+    high, low = values.max(axis=0), values.min(axis=0)
+    constant = np.flatnonzero(high == low) if values.shape[0] > 1 else []
+    for j in constant:
         raise DataValidationError(
             f"column '{names[j]}' is constant (every value is {values[0, j]:g}); "
             "it carries no information about clusters and makes every covariance "
             "singular. Drop the column before fitting."
+        )
+    magnitude = np.maximum(high, -low)
+    for j in np.flatnonzero(magnitude > MAX_MAGNITUDE):
+        factor = 10.0 ** np.ceil(np.log10(magnitude[j]))
+        raise DataValidationError(
+            f"column '{names[j]}' has values up to {magnitude[j]:.3g} in magnitude; their "
+            "squares (variances, covariances in data units) overflow float64. Rescale the "
+            f"column, e.g. divide it by {factor:.0e}, and read the fitted means and "
+            "covariances in those units."
+        )
+    spread = high - low
+    for j in np.flatnonzero((spread > 0) & (spread < MIN_SPREAD)):
+        factor = 10.0 ** -np.floor(np.log10(spread[j]))
+        raise DataValidationError(
+            f"column '{names[j]}' spans only {spread[j]:.3g} (max - min); its variance "
+            "underflows float64 and clusters in it cannot be told apart. Rescale the "
+            f"column, e.g. multiply it by {factor:.0e}, and read the fitted means and "
+            "covariances in those units."
         )
 
 
@@ -180,8 +260,10 @@ def check_X(
     n_features : int, optional
         When given (prediction on new data), require this many columns.
     reject_constant : bool, default=True
-        Reject zero-variance columns.  Prediction on new data passes
-        ``False``: a constant column is harmless there.
+        Data to fit: reject zero-variance columns and magnitudes outside
+        ``[MIN_SPREAD, MAX_MAGNITUDE]`` (module docstring).  Prediction on
+        new data passes ``False``: a constant column is harmless there, and
+        far points keep defined densities.
 
     Returns
     -------
@@ -191,8 +273,9 @@ def check_X(
     Raises
     ------
     DataValidationError
-        For NaN/inf, non-numeric columns, empty input, 1-D input, too few
-        rows, the wrong number of columns, or a constant column.
+        For NaN/inf, non-numeric or date/time columns, duplicated column
+        names, empty input, 1-D input, too few rows, the wrong number of
+        columns, a constant column, or magnitudes float64 cannot fit.
 
     Examples
     --------
@@ -214,6 +297,7 @@ def check_X(
             "required; pass at least one numeric column."
         )
     names = [str(name) for name in frame.columns]
+    _check_unique_names(names)
     if not from_frame and np.asarray(X).dtype.kind in "biuf":
         # Numeric arrays: one contiguous float64 copy, no per-column work.
         values = np.array(X, dtype=np.float64, order="C", copy=True)
@@ -229,7 +313,7 @@ def check_X(
     if n_components is not None:
         check_n_components(n_components, n_rows)
     if reject_constant:
-        _check_constant(values, names)
+        _check_spread(values, names)
     return CheckedData(values, names)
 
 
@@ -253,6 +337,7 @@ def match_features(X: Any, feature_names) -> np.ndarray:
     names = [str(name) for name in feature_names]
     if isinstance(X, pd.DataFrame):
         columns = X.columns.astype(str)
+        _check_unique_names(list(columns))
         missing = [name for name in names if name not in columns]
         if missing:
             raise DataValidationError(
@@ -313,10 +398,154 @@ def data_fingerprint(values: np.ndarray) -> str:
 
 
 def as_generator(random_state: Any) -> np.random.Generator:
-    """One ``np.random.Generator`` from ``None``, an int, a Generator or a RandomState."""
+    """One ``np.random.Generator`` from ``None``, an int, a Generator or a RandomState.
+
+    Parameters
+    ----------
+    random_state : None, int, numpy.random.Generator or numpy.random.RandomState
+        A Generator is returned as is; a RandomState seeds a new Generator
+        from its stream; ``None`` and non-negative ints seed one.
+
+    Returns
+    -------
+    numpy.random.Generator
+
+    Raises
+    ------
+    ValueError
+        For anything else (strings, negative ints, floats, bools).
+    """
     if isinstance(random_state, np.random.RandomState):
         return np.random.default_rng(random_state.randint(2**32 - 1, dtype=np.int64))
-    return np.random.default_rng(random_state)
+    if random_state is None or isinstance(random_state, np.random.Generator):
+        return np.random.default_rng(random_state)
+    if (isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool)
+            and random_state >= 0):
+        return np.random.default_rng(random_state)
+    raise ValueError(
+        "random_state must be None, a non-negative int, a numpy Generator or RandomState, "
+        f"got {random_state!r}; e.g. random_state=0 for reproducible results."
+    )
+
+
+PARAMETERS_PER_COMPONENT = {
+    "full": lambda n_features: n_features + n_features * (n_features + 1) // 2,
+    "diag": lambda n_features: 2 * n_features,
+}
+"""Free parameters of one component of the Bayesian model: means, then scales and correlations."""
+
+MEMORY_SHARE = 0.25
+"""Share of physical memory the kept draws of a Bayesian fit may take (the rest is for copies)."""
+
+_FALLBACK_MEMORY = 8 * 2**30
+"""Physical memory assumed where the operating system does not report it."""
+
+
+def _physical_memory() -> int:
+    """Bytes of physical memory, or :data:`_FALLBACK_MEMORY` where unknown (e.g. Windows)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):  # no sysconf, or the names are unknown
+        return _FALLBACK_MEMORY
+
+
+def _most_features(per_component, n_samples: int) -> int:
+    """Largest number of columns whose per-component parameters fit in ``n_samples``."""
+    low, high = 0, n_samples
+    while low < high:
+        middle = (low + high + 1) // 2
+        low, high = (middle, high) if per_component(middle) <= n_samples else (low, middle - 1)
+    return low
+
+
+def _check_parameters_per_component(n_samples: int, n_features: int,
+                                    covariance_type: str) -> None:
+    """Refuse components with more free parameters than there are rows."""
+    count = PARAMETERS_PER_COMPONENT[covariance_type]
+    if count(n_features) <= n_samples:
+        return
+    most = _most_features(count, n_samples)
+    remedy = (f"Reduce the columns to at most {most} (e.g. sklearn.decomposition.PCA)"
+              if most else "Collect more rows")
+    if covariance_type == "full":
+        most_diag = _most_features(PARAMETERS_PER_COMPONENT["diag"], n_samples)
+        remedy += (", or use covariance_type='diag'" if n_features <= most_diag
+                   else f", or use covariance_type='diag' with at most {most_diag} columns"
+                   if most_diag else "")
+    raise ValueError(
+        f"X has {n_samples} rows and {n_features} columns: with covariance_type="
+        f"{covariance_type!r} each component has {count(n_features)} free parameters, more "
+        "than there are rows, so even one component holding every row is not identified by "
+        "the data: the posterior would mostly restate the prior, and sampling it is slow "
+        f"(minutes to hours). {remedy}."
+    )
+
+
+def _check_draws_memory(n_samples: int, n_features: int, n_components: int, draws: int,
+                        chains: int) -> None:
+    """Refuse draws whose kept values would not fit in :data:`MEMORY_SHARE` of memory."""
+    # Kept per draw: weights, means, scales, then correlations, covariances and
+    # correlation Cholesky factors (dense even for diag), and the pointwise
+    # log-likelihood of every row.
+    per_draw = n_components * (1 + 2 * n_features + 3 * n_features**2) + n_samples
+    needed = chains * draws * per_draw * 8
+    physical = _physical_memory()
+    allowed = MEMORY_SHARE * physical
+    if needed <= allowed:
+        return
+    most = int(allowed // (chains * per_draw * 8))
+    remedy = (f"Lower draws to at most {most} per chain (the default, 1000, is usually "
+              "plenty), or use fewer chains" if most else "Use fewer rows or columns")
+    raise ValueError(
+        f"draws={draws} with chains={chains} would keep {chains * draws} posterior draws of "
+        f"{per_draw} numbers each (parameters and the log-likelihood of {n_samples} rows): "
+        f"about {needed / 2**30:.3g} GiB, more than {MEMORY_SHARE:.0%} of this machine's "
+        f"{physical / 2**30:.3g} GiB of memory. {remedy}."
+    )
+
+
+def check_workload(n_samples: int, n_features: int, n_components: int, *, draws: int,
+                   chains: int, covariance_type: str) -> None:
+    """Refuse a Bayesian fit that cannot be estimated or would not fit in memory.
+
+    Called before any work, with the shape of the checked data.  Two rules:
+
+    * each component may have at most as many free parameters
+      (:data:`PARAMETERS_PER_COMPONENT`) as ``X`` has rows: beyond that even
+      one component holding every row is not identified by the data, and
+      the sampler crawls through a huge posterior;
+    * the draws kept by the fitted model (every parameter and the pointwise
+      log-likelihood, 8 bytes each) must fit in :data:`MEMORY_SHARE` of
+      physical memory.
+
+    Parameters
+    ----------
+    n_samples, n_features : int
+        Shape of the checked data.
+    n_components : int
+    draws, chains : int
+        Draws per chain and the number of chains (1 for ADVI).
+    covariance_type : {"full", "diag"}
+
+    Raises
+    ------
+    ValueError
+        Naming the number at fault and the fix.
+
+    Examples
+    --------
+    >>> check_workload(272, 2, 2, draws=1000, chains=4, covariance_type="full")
+    >>> check_workload(10, 1000, 2, draws=1000, chains=4, covariance_type="full")
+    Traceback (most recent call last):
+    ...
+    ValueError: X has 10 rows and 1000 columns: ... Reduce the columns to at most 3 ...
+    """
+    if covariance_type not in PARAMETERS_PER_COMPONENT:
+        raise ValueError(f"covariance_type must be one of {tuple(PARAMETERS_PER_COMPONENT)}, "
+                         f"got {covariance_type!r}.")
+    _check_parameters_per_component(int(n_samples), int(n_features), covariance_type)
+    _check_draws_memory(int(n_samples), int(n_features), int(n_components), int(draws),
+                        int(chains))
 
 
 MAX_HARMLESS_TIE = 2

@@ -8,7 +8,9 @@ wires them together and keeps the result in ``idata_``.
 
 from __future__ import annotations
 
+import inspect
 import json
+import numbers
 import warnings
 from contextlib import contextmanager
 from typing import Any
@@ -23,6 +25,7 @@ from bayesgmm._checks import (
     as_generator,
     check_n_components,
     check_number,
+    check_workload,
     data_fingerprint,
     match_features,
     warn_improper_ties,
@@ -38,7 +41,7 @@ from bayesgmm.fitting import (
     sample_problem,
 )
 from bayesgmm.inference import ENGINES, METHODS, SamplerSettings
-from bayesgmm.io import ModelFileError, load_datatree, save_datatree
+from bayesgmm.io import ModelFileError, check_model_tree, load_datatree, save_datatree
 from bayesgmm.loo import reported_arviz_warnings
 from bayesgmm.membership import (
     coclustering_matrix,
@@ -67,6 +70,46 @@ def diagnostics_reported():
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DiagnosticsWarning)
         yield
+
+
+_SEED_LIMIT = 2**63
+"""Integer seeds must be below this: the seed is stored in the model file as an int64."""
+
+
+def _default(name: str) -> Any:
+    """The constructor's default for ``name``, quoted as a valid example in messages."""
+    return inspect.signature(BayesianGMM).parameters[name].default
+
+
+def _check_count(name: str, value: Any, example: int) -> None:
+    """Require an integer >= 1 (a bool is refused), with an example in the message."""
+    try:
+        check_number(name, value, low=1, integer=True)
+    except ValueError as error:
+        raise ValueError(f"{str(error).rstrip('.')}; e.g. {name}={example}.") from None
+
+
+def _check_fraction(name: str, value: Any, example: float) -> None:
+    """Require a real number strictly between 0 and 1 (a bool or a string is refused)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 < value < 1:
+        raise ValueError(
+            f"{name} must lie in (0, 1) and be a real number, e.g. {name}={example}; "
+            f"got {value!r}."
+        )
+
+
+def _check_random_state(value: Any) -> None:
+    """Require None, a Generator, a RandomState or an integer in [0, :data:`_SEED_LIMIT`)."""
+    if value is None or isinstance(value, (np.random.Generator, np.random.RandomState)):
+        return
+    if (isinstance(value, numbers.Integral) and not isinstance(value, bool)
+            and 0 <= value < _SEED_LIMIT):
+        return
+    raise ValueError(
+        "random_state must be None, an integer in [0, 2**63) such as random_state=0 (the "
+        "model file stores it as a 64-bit integer), a numpy.random.Generator or a "
+        f"numpy.random.RandomState; got {value!r}."
+    )
 
 
 class BayesianGMM(BaseEstimator):
@@ -168,7 +211,12 @@ class BayesianGMM(BaseEstimator):
 
     # ------------------------------------------------------------ settings
     def _check_settings(self) -> GMMPriors:
-        """Validate every setting before any work, so a typo never costs a sampling run."""
+        """Validate every setting before any work, so a typo never costs a sampling run.
+
+        Each constructor argument is checked for its type and range; a
+        message names the setting and a valid example.  Loading a model runs
+        the same checks on the stored settings.
+        """
         check_n_components(self.n_components)
         for name, value, allowed in (
             ("covariance_type", self.covariance_type, COVARIANCE_TYPES),
@@ -176,22 +224,25 @@ class BayesianGMM(BaseEstimator):
             ("engine", self.engine, ENGINES),
             ("relabel", self.relabel, RELABEL_METHODS),
         ):
-            if value not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {value!r}.")
-        for name, low in (("draws", 1), ("chains", 1), ("advi_iterations", 1),
-                          ("em_n_init", 1), ("tune", 1)):
-            check_number(name, getattr(self, name), low=low, integer=True)
+            if not isinstance(value, str) or value not in allowed:
+                raise ValueError(
+                    f"{name} must be one of {allowed}, e.g. {name}={allowed[0]!r}; got {value!r}."
+                )
+        for name in ("draws", "tune", "chains", "advi_iterations", "em_n_init"):
+            _check_count(name, getattr(self, name), _default(name))
         if self.cores is not None:
-            check_number("cores", self.cores, low=1, integer=True)
-        if not 0.0 < float(self.target_accept) < 1.0:
-            raise ValueError(
-                f"target_accept must lie in (0, 1), e.g. 0.9; got {self.target_accept!r}."
-            )
-        if not 0.0 < float(self.interval) < 1.0:
-            raise ValueError(f"interval must lie in (0, 1), got {self.interval!r}.")
+            _check_count("cores", self.cores, 4)
+        for name in ("target_accept", "interval"):
+            _check_fraction(name, getattr(self, name), _default(name))
+        _check_random_state(self.random_state)
+        if not isinstance(self.progressbar, (bool, np.bool_)):
+            raise ValueError(f"progressbar must be True or False, got {self.progressbar!r}.")
         priors = self.priors if self.priors is not None else GMMPriors()
         if not isinstance(priors, GMMPriors):
-            raise TypeError("priors must be a GMMPriors instance.")
+            raise TypeError(
+                f"priors must be a GMMPriors instance or None, e.g. priors=GMMPriors(); got "
+                f"{type(priors).__name__}."
+            )
         return priors
 
     def _stored_params(self) -> str:
@@ -231,9 +282,12 @@ class BayesianGMM(BaseEstimator):
             X, n_components=self.n_components, covariance_type=self.covariance_type,
             priors=priors, em_n_init=self.em_n_init, rng=rng,
         )
+        settings = self._settings()
+        check_workload(*problem.data.values.shape, self.n_components, draws=settings.draws,
+                       chains=settings.chains, covariance_type=self.covariance_type)
         warn_improper_ties(problem.data.values, problem.data.feature_names,
                            priors.scale_prior, PROPER_WITH_TIES)
-        sample = sample_problem(problem, self._settings(), rng)
+        sample = sample_problem(problem, settings, rng)
         relabelled, relabelling = relabel_sample(problem, sample, self.relabel)
         attrs = {**self._provenance(problem, sample.elapsed), "relabelling": relabelling.to_json()}
         tree = assemble_datatree(problem, relabelled, sample, attrs)
@@ -442,7 +496,16 @@ class BayesianGMM(BaseEstimator):
 
     # ------------------------------------------------------------ persistence
     def save(self, path, overwrite: bool = False):
-        """Write the fitted model to netCDF (never overwrites without ``overwrite=True``)."""
+        """Write the fitted model to netCDF (never overwrites without ``overwrite=True``).
+
+        The file is stamped with a SHA-256 of its whole content and gets the
+        permissions the umask gives a new file (see :mod:`bayesgmm.io`).
+
+        Raises
+        ------
+        bayesgmm.io.ModelWriteError
+            The write failed (disk full, no permission); nothing is left behind.
+        """
         self._check_fitted()
         return save_datatree(self.idata_, path, overwrite=overwrite)
 
@@ -450,38 +513,95 @@ class BayesianGMM(BaseEstimator):
     def from_datatree(cls, tree: xr.DataTree) -> BayesianGMM:
         """Rebuild a fitted model from its DataTree (as written by :meth:`save`).
 
+        The tree must pass :func:`bayesgmm.io.check_model_tree` (groups,
+        content SHA-256, finite draws, weights, scales, correlations), its
+        stored settings the same validation as the constructor's arguments
+        in ``fit``, and they must agree with the stored arrays.  Models saved
+        before the content SHA-256 existed still load: they are checked with
+        what they carry (the SHA-256 of the observed data) and every check
+        that needs no stamp.
+
         Raises
         ------
         ModelFileError
-            When settings are missing or unreadable, or the stored data do not
-            match the recorded SHA-256 (the file was altered).
+            When the file is incomplete, altered or damaged, or its settings
+            are missing, invalid or contradict its arrays.
         """
-        try:
-            params = json.loads(str(tree.attrs["params"]))
-            if params["priors"] is not None:
-                params["priors"] = GMMPriors.from_dict(params["priors"])
-            priors = GMMPriors.from_json(str(tree.attrs["priors"]))
-            expected = str(tree.attrs["data_sha256"])
-            observed = tree.observed_data[OBSERVED].values
-            relabelling = RelabellingSummary.from_json(str(tree.attrs["relabelling"]))
-            model = cls(**params)
-            model._set_fitted(tree, parameters_from_posterior(tree.posterior.to_dataset()),
-                              priors, relabelling)
-        except (KeyError, ValueError, TypeError) as error:
-            raise ModelFileError(
-                f"the model file lacks or garbles its settings ({type(error).__name__}: "
-                f"{error}); re-save it from the fitted model."
-            ) from None
-        if data_fingerprint(observed) != expected:
+        tree = check_model_tree(tree)
+        model, priors, relabelling = _stored_settings(cls, tree)
+        _check_settings_match_arrays(model, tree)
+        if data_fingerprint(tree.observed_data[OBSERVED].values) != str(tree.attrs["data_sha256"]):
             raise ModelFileError(
                 "the data stored in the model file do not match its recorded SHA-256; the "
                 "file was altered after saving. Re-fit or re-save the model."
             )
+        try:
+            model._set_fitted(tree, parameters_from_posterior(tree.posterior.to_dataset()),
+                              priors, relabelling)
+        except (KeyError, ValueError) as error:
+            raise ModelFileError(
+                f"the model file's arrays cannot be used ({type(error).__name__}: {error}). "
+                "Re-fit or re-save the model."
+            ) from None
         return model
+
+
+def _stored_settings(
+    cls: type[BayesianGMM], tree: xr.DataTree
+) -> tuple[BayesianGMM, GMMPriors, RelabellingSummary]:
+    """The unfitted model, priors and relabelling summary a tree's attributes record."""
+    try:
+        params = json.loads(str(tree.attrs["params"]))
+        if params["priors"] is not None:
+            params["priors"] = GMMPriors.from_dict(params["priors"])
+        priors = GMMPriors.from_json(str(tree.attrs["priors"]))
+        relabelling = RelabellingSummary.from_json(str(tree.attrs["relabelling"]))
+        model = cls(**params)
+    except (KeyError, ValueError, TypeError) as error:
+        raise ModelFileError(
+            f"the model file lacks or garbles its settings ({type(error).__name__}: "
+            f"{error}); re-save it from the fitted model."
+        ) from None
+    try:
+        model._check_settings()
+    except (ValueError, TypeError) as error:
+        raise ModelFileError(
+            f"the model file's stored settings are invalid: {error} Re-fit or re-save the model."
+        ) from None
+    return model, priors, relabelling
+
+
+def _check_settings_match_arrays(model: BayesianGMM, tree: xr.DataTree) -> None:
+    """Require the stored settings to describe the stored arrays."""
+    attrs, posterior = tree.attrs, tree.posterior
+    n_stored = posterior.sizes["component"]
+    problems = [f"n_components={model.n_components} but the posterior has {n_stored} components"
+                ] if model.n_components != n_stored else []
+    problems += [
+        f"{name}={getattr(model, name)!r} in its settings but {attrs.get(name)!r} in its "
+        "attributes" for name in ("n_components", "covariance_type", "method")
+        if attrs.get(name) != getattr(model, name)
+    ]
+    if "data_sha256" not in attrs:
+        problems.append("it records no data_sha256")
+    correlations = posterior["correlations"].values
+    off_diagonal = correlations * (1 - np.eye(correlations.shape[-1]))
+    if model.covariance_type == "diag" and np.any(off_diagonal != 0):
+        problems.append("covariance_type='diag' but the posterior has non-zero correlations")
+    if model.method != "nuts" and "vi_trace" not in tree.children:
+        problems.append(f"method={model.method!r} but the file has no vi_trace group")
+    if problems:
+        raise ModelFileError(
+            f"the model file's settings contradict its arrays: {problems[0]}. Re-fit or "
+            "re-save the model."
+        )
 
 
 def load(path) -> BayesianGMM:
     """Load a model saved by :meth:`BayesianGMM.save`.
+
+    Sizes and groups are checked from the file's metadata before its arrays
+    are read, then the content as in :meth:`BayesianGMM.from_datatree`.
 
     Parameters
     ----------
@@ -490,5 +610,14 @@ def load(path) -> BayesianGMM:
     Returns
     -------
     BayesianGMM
+
+    Raises
+    ------
+    ModelFileError
+        Naming the file and the problem; see :func:`bayesgmm.io.load_datatree`.
     """
-    return BayesianGMM.from_datatree(load_datatree(path))
+    tree = load_datatree(path)
+    try:
+        return BayesianGMM.from_datatree(tree)
+    except ModelFileError as error:
+        raise ModelFileError(f"{path}: {error}") from None

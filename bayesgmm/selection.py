@@ -266,10 +266,28 @@ def _kfold_for_all(per_k: list[KFit], values, n_jobs, progressbar) -> list[KFit]
 
 
 def _sweep_settings(ks, n_jobs, max_draws, bayesgmm_kwargs) -> tuple[list[int], dict, list]:
-    """Checked K values and settings, and one seed per task (K values, then the sparse fit)."""
-    ks = sorted({int(k) for k in ks})
-    if not ks or ks[0] < 1:
-        raise ValueError(f"ks must be positive integers, got {ks!r}.")
+    """Checked K values and settings, and one seed per task (K values, then the sparse fit).
+
+    ``ks`` must be an iterable of positive integers (numpy integers, and
+    floats without a fractional part such as ``3.0``, are accepted); a bare
+    int or a string is refused rather than guessed at.
+    """
+    if isinstance(ks, (str, bytes)) or not np.iterable(ks):
+        raise ValueError(
+            f"ks must be an iterable of positive integers, got {ks!r}; pass ks=range(1, 4) "
+            "to compare K = 1, 2, 3, or [3] for a single K."
+        )
+    given = list(ks)
+    bad = [k for k in given if isinstance(k, (bool, np.bool_))
+           or not isinstance(k, (int, float, np.integer, np.floating))
+           or not float(k).is_integer() or k < 1]
+    if not given or bad:
+        what = f"{bad[0]!r} is not a positive integer" if bad else "it is empty"
+        raise ValueError(
+            f"ks must be an iterable of positive integers, got {given!r} ({what}); e.g. "
+            "ks=range(1, 4) or [2, 3, 5]."
+        )
+    ks = sorted({int(k) for k in given})
     if not isinstance(n_jobs, int) or n_jobs < 1:
         raise ValueError(f"n_jobs must be a positive integer, got {n_jobs!r}.")
     settings = {"progressbar": False, **bayesgmm_kwargs}
