@@ -35,6 +35,7 @@ __all__ = [
     "check_complete",
     "METHODS",
     "PosteriorSample",
+    "SamplerFailure",
     "SamplerSettings",
     "parameters_from_pymc",
     "sample_posterior",
@@ -126,9 +127,51 @@ def start_spread(start: np.ndarray, block: np.ndarray, step: float = 1e-4) -> np
     return np.where(np.isfinite(spread), np.minimum(spread, MAX_START_SPREAD), MAX_START_SPREAD)
 
 
-def chain_start(start: np.ndarray, spread: np.ndarray, seed) -> np.ndarray:
-    """One chain's start: ``start`` plus Gaussian jitter of sd ``spread`` from ``seed``."""
-    return start + spread * np.random.default_rng(seed).standard_normal(start.shape)
+MAX_START_HALVINGS = 20
+"""Times a chain's jitter is halved when it lands where the density is not usable."""
+
+
+def chain_start(start: np.ndarray, spread: np.ndarray, seed, block=None) -> np.ndarray:
+    """One chain's start: ``start`` plus Gaussian jitter of sd ``spread`` from ``seed``.
+
+    With ``block``, the jitter is halved (at most :data:`MAX_START_HALVINGS`
+    times, then dropped) until the density and its gradient are finite and
+    no gradient entry is exactly 0 there: nutpie refuses such a start.
+    """
+    jitter = spread * np.random.default_rng(seed).standard_normal(start.shape)
+    if block is None:
+        return start + jitter
+    for _ in range(MAX_START_HALVINGS):
+        logp, grad = logp_and_grad(start + jitter, block)
+        if np.isfinite(logp) and np.all(np.isfinite(grad)) and np.all(grad != 0.0):
+            return start + jitter
+        jitter = 0.5 * jitter
+    return start
+
+
+class SamplerFailure(ValueError):
+    """The sampler stopped with an internal error (e.g. no valid start); the fit failed."""
+
+
+def _run_nutpie(model, settings, rng):
+    import nutpie
+
+    try:
+        return nutpie.sample(
+            model, draws=settings.draws, tune=settings.tune, chains=settings.chains,
+            cores=settings.cores, seed=_seed(rng), progress_bar=settings.progressbar,
+            save_warmup=False, target_accept=settings.target_accept,
+        )
+    except BaseException as error:
+        # nutpie's Rust panics arrive as pyo3's PanicException, a BaseException:
+        # turn exactly those into a fit failure with advice, re-raise the rest.
+        if type(error).__name__ != "PanicException":
+            raise
+        message = str(error).splitlines()[0] if str(error) else "internal panic"
+        raise SamplerFailure(
+            f"nutpie stopped: {message}. Try another random_state, fewer components, or "
+            "method='advi'."
+        ) from None
 
 
 def check_complete(theta: np.ndarray, chains: int, draws: int) -> None:
@@ -147,23 +190,13 @@ def check_complete(theta: np.ndarray, chains: int, draws: int) -> None:
 
 
 def _nuts_nutpie(block, start, layout, settings, rng) -> PosteriorSample:
-    import nutpie
-
     from bayesgmm._kernel.nutpie import THETA, compiled_model
 
     spread = start_spread(start, block)
     began = time.perf_counter()
-    trace = nutpie.sample(
-        compiled_model(block, start.size, lambda seed: chain_start(start, spread, seed)),
-        draws=settings.draws,
-        tune=settings.tune,
-        chains=settings.chains,
-        cores=settings.cores,
-        seed=_seed(rng),
-        progress_bar=settings.progressbar,
-        save_warmup=False,
-        target_accept=settings.target_accept,
-    )
+    model = compiled_model(block, start.size,
+                           lambda seed: chain_start(start, spread, seed, block))
+    trace = _run_nutpie(model, settings, rng)
     elapsed = time.perf_counter() - began
     theta = trace.posterior[THETA].values
     check_complete(theta, settings.chains, settings.draws)
@@ -221,7 +254,7 @@ def _nuts_pymc(model, start, block, layout, settings, rng) -> PosteriorSample:
     import pymc as pm
 
     spread = start_spread(start, block)
-    starts = [_pymc_start(model, chain_start(start, spread, _seed(rng)), layout)
+    starts = [_pymc_start(model, chain_start(start, spread, _seed(rng), block), layout)
               for _ in range(settings.chains)]
     began = time.perf_counter()
     trace = pm.sample(

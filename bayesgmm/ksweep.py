@@ -52,8 +52,9 @@ FIT_FAILURES = (ValueError,)
 ``ValueError`` covers a K the data cannot support: too few rows for K
 (``DataValidationError``), a non-finite density at the EM start, an EM
 covariance that is not positive definite (``CovarianceError``), a singular
-matrix (``numpy.linalg.LinAlgError``) and ArviZ's "All tail values are the
-same" on degenerate draws.  Anything else is a bug and propagates.
+matrix (``numpy.linalg.LinAlgError``), ArviZ's "All tail values are the
+same" on degenerate draws, and a sampler that stopped with an internal error
+(``bayesgmm.inference.SamplerFailure``).  Anything else is a bug and propagates.
 """
 
 SPARSE_CONCENTRATION = 0.01
