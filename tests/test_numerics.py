@@ -74,3 +74,14 @@ def test_bayesian_far_points_get_memberships_and_anomaly_scores(rng):
     assert np.all(np.isfinite(pointwise_log_likelihood(FAR_POINTS, parameters)))
     coclustering = coclustering_matrix(FAR_POINTS, parameters)
     assert np.all((coclustering >= 0.0) & (coclustering <= 1.0 + 1e-12))
+
+
+@pytest.mark.parametrize("covariance_type", ["tied", "diag", "spherical"])
+def test_every_em_family_scores_far_new_points_without_nan(covariance_type):
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(0, 1, (100, 2)), rng.normal(10, 1, (100, 2))])
+    em = GaussianMixtureEM(2, covariance_type=covariance_type, random_state=0).fit(X)
+    new = np.array([[1e200, 1e200], [-1e300, 5.0], [1e160, 0.0], [0.0, 0.0]])
+    probabilities, scores = em.predict_proba(new), em.score_samples(new)
+    assert np.all(np.isfinite(probabilities)) and np.allclose(probabilities.sum(axis=1), 1.0)
+    assert np.all(np.isfinite(scores)) and np.all(scores[:3] < scores[3])

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bayesgmm.gaussian import LOG_2PI, log_gaussian_full
+from bayesgmm.gaussian import LOG_2PI, MAX_MAHALANOBIS, log_gaussian_full
 
 __all__ = [
     "COVARIANCE_FAMILIES",
@@ -107,14 +107,32 @@ def _matrix_rescale_precisions_cholesky(precisions_cholesky, scale):
 
 
 # ---------------------------------------------------------------- tied
+def _far_rows_by_full_density(density, X, means, dense_precisions_cholesky):
+    """Recompute rows whose density overflowed (NaN, -inf or beyond the limit).
+
+    The fast family formulas square the data; for points beyond ~1e154 that
+    overflows.  Those rows go through :func:`bayesgmm.gaussian.log_gaussian_full`
+    with the family's precision factor as a dense matrix, which never gives
+    NaN; ordinary rows are left bit for bit as computed.
+    """
+    far = ~(density >= -0.5 * MAX_MAHALANOBIS)
+    if far.any():
+        rows = np.flatnonzero(far.any(axis=1))
+        density[rows] = log_gaussian_full(X[rows], means, dense_precisions_cholesky)
+    return density
+
+
 def _tied_log_gaussian(X, means, precisions_cholesky):
-    n_features = means.shape[1]
-    projected = X @ precisions_cholesky
-    centres = means @ precisions_cholesky
-    difference = projected[:, None, :] - centres[None, :, :]
-    mahalanobis = np.einsum("nkd,nkd->nk", difference, difference)
+    n_components, n_features = means.shape
+    with np.errstate(over="ignore", invalid="ignore"):  # far rows are redone below
+        projected = X @ precisions_cholesky
+        centres = means @ precisions_cholesky
+        difference = projected[:, None, :] - centres[None, :, :]
+        mahalanobis = np.einsum("nkd,nkd->nk", difference, difference)
     log_det = np.log(np.diagonal(precisions_cholesky)).sum()
-    return -0.5 * (n_features * LOG_2PI + mahalanobis) + log_det
+    density = -0.5 * (n_features * LOG_2PI + mahalanobis) + log_det
+    dense = np.broadcast_to(precisions_cholesky, (n_components, n_features, n_features))
+    return _far_rows_by_full_density(density, X, means, dense)
 
 
 def _tied_second_moments(X, responsibilities):
@@ -132,13 +150,16 @@ def _tied_covariances(second_moments, nk, means, reg_covar):
 def _diag_log_gaussian(X, means, precisions_cholesky):
     n_features = means.shape[1]
     precisions = precisions_cholesky**2
-    mahalanobis = (
-        np.sum(means**2 * precisions, axis=1)
-        - 2.0 * (X @ (means * precisions).T)
-        + (X**2 @ precisions.T)
-    )
+    with np.errstate(over="ignore", invalid="ignore"):  # far rows are redone below
+        mahalanobis = (
+            np.sum(means**2 * precisions, axis=1)
+            - 2.0 * (X @ (means * precisions).T)
+            + (X**2 @ precisions.T)
+        )
     log_det = np.log(precisions_cholesky).sum(axis=1)
-    return -0.5 * (n_features * LOG_2PI + mahalanobis) + log_det
+    density = -0.5 * (n_features * LOG_2PI + mahalanobis) + log_det
+    dense = precisions_cholesky[:, :, None] * np.eye(n_features)
+    return _far_rows_by_full_density(density, X, means, dense)
 
 
 def _diag_second_moments(X, responsibilities):
@@ -178,13 +199,16 @@ def _vector_rescale_precisions_cholesky(precisions_cholesky, scale):
 def _spherical_log_gaussian(X, means, precisions_cholesky):
     n_features = means.shape[1]
     precisions = precisions_cholesky**2
-    mahalanobis = (
-        np.sum(means**2, axis=1) * precisions
-        - 2.0 * (X @ means.T * precisions)
-        + np.outer(np.einsum("nd,nd->n", X, X), precisions)
-    )
+    with np.errstate(over="ignore", invalid="ignore"):  # far rows are redone below
+        mahalanobis = (
+            np.sum(means**2, axis=1) * precisions
+            - 2.0 * (X @ means.T * precisions)
+            + np.outer(np.einsum("nd,nd->n", X, X), precisions)
+        )
     log_det = n_features * np.log(precisions_cholesky)
-    return -0.5 * (n_features * LOG_2PI + mahalanobis) + log_det
+    density = -0.5 * (n_features * LOG_2PI + mahalanobis) + log_det
+    dense = precisions_cholesky[:, None, None] * np.eye(n_features)
+    return _far_rows_by_full_density(density, X, means, dense)
 
 
 def _spherical_covariances(second_moments, nk, means, reg_covar):

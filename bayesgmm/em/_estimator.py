@@ -308,7 +308,9 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         check_is_fitted(self)
         checked = check_X(X, reject_constant=False)
         validate_data(self, X, skip_check_array=True, reset=False)
-        return (checked.values - self._centre) / self._scale
+        # Far new points may overflow to +-inf here; the densities handle them.
+        with np.errstate(over="ignore"):
+            return (checked.values - self._centre) / self._scale
 
     def _log_norm_and_responsibilities(self, X):
         Z = self._standardized(X)
