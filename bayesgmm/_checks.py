@@ -40,6 +40,7 @@ __all__ = [
     "CheckedData",
     "as_generator",
     "DataValidationError",
+    "SEED_LIMIT",
     "TiedValuesWarning",
     "largest_ties",
     "warn_improper_ties",
@@ -547,6 +548,9 @@ def check_workload(n_samples: int, n_features: int, n_components: int, *, draws:
     _check_draws_memory(int(n_samples), int(n_features), int(n_components), int(draws),
                         int(chains))
 
+
+SEED_LIMIT = 2**63
+"""Seeds are stored in model files and passed on as signed 64-bit integers."""
 
 MAX_HARMLESS_TIE = 2
 """A component on ``m`` tied points makes the posterior improper once ``m > 2``."""

@@ -22,6 +22,7 @@ import xarray as xr
 from sklearn.base import BaseEstimator
 
 from bayesgmm._checks import (
+    SEED_LIMIT,
     as_generator,
     check_n_components,
     check_number,
@@ -72,10 +73,6 @@ def diagnostics_reported():
         yield
 
 
-_SEED_LIMIT = 2**63
-"""Integer seeds must be below this: the seed is stored in the model file as an int64."""
-
-
 def _default(name: str) -> Any:
     """The constructor's default for ``name``, quoted as a valid example in messages."""
     return inspect.signature(BayesianGMM).parameters[name].default
@@ -99,11 +96,11 @@ def _check_fraction(name: str, value: Any, example: float) -> None:
 
 
 def _check_random_state(value: Any) -> None:
-    """Require None, a Generator, a RandomState or an integer in [0, :data:`_SEED_LIMIT`)."""
+    """Require None, a Generator, a RandomState or an integer in [0, :data:`SEED_LIMIT`)."""
     if value is None or isinstance(value, (np.random.Generator, np.random.RandomState)):
         return
     if (isinstance(value, numbers.Integral) and not isinstance(value, bool)
-            and 0 <= value < _SEED_LIMIT):
+            and 0 <= value < SEED_LIMIT):
         return
     raise ValueError(
         "random_state must be None, an integer in [0, 2**63) such as random_state=0 (the "

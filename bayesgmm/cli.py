@@ -30,6 +30,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
+from bayesgmm._checks import SEED_LIMIT
 from bayesgmm._version import __version__
 from bayesgmm.em import em_grid
 
@@ -505,7 +506,6 @@ def command_demo(args, console) -> int:
 
 
 # ---------------------------------------------------------------- parser
-SEED_LIMIT = 2**63  # seeds are stored and passed on as signed 64-bit integers
 
 
 def _integer(low: int, high: int | None = None):

@@ -59,7 +59,7 @@ import numpy as np
 import pandas as pd
 from rich.progress import Progress
 
-from bayesgmm._checks import as_generator, check_number, check_X
+from bayesgmm._checks import SEED_LIMIT, as_generator, check_number, check_X
 from bayesgmm.bayes import BayesianGMM
 from bayesgmm.diagnostics import Diagnostics
 from bayesgmm.ksweep import (
@@ -303,7 +303,7 @@ def _sweep_settings(ks, n_jobs, max_draws, bayesgmm_kwargs) -> tuple[list[int], 
                  integer=True)
     # One seed per task, derived from the user's random_state: results do not
     # depend on n_jobs or on the order in which the tasks run.
-    root = as_generator(settings.pop("random_state", None)).integers(2**63)
+    root = as_generator(settings.pop("random_state", None)).integers(SEED_LIMIT)
     seeds = [int(child.generate_state(1)[0])
              for child in np.random.SeedSequence(int(root)).spawn(len(ks) + 1)]
     return ks, settings, seeds
