@@ -184,8 +184,11 @@ class GMMPriors:
             if value is not None and np.any(np.asarray(value, dtype=float) <= 0):
                 raise ValueError(f"GMMPriors.{name} must be positive, got {value!r}.")
         object.__setattr__(self, "lkj_eta", _as_plain("lkj_eta", self.lkj_eta))
-        if not self.lkj_eta > 0:
-            raise ValueError(f"GMMPriors.lkj_eta must be positive, got {self.lkj_eta!r}.")
+        if not isinstance(self.lkj_eta, float) or not self.lkj_eta > 0:
+            raise ValueError(
+                f"GMMPriors.lkj_eta must be a positive number, e.g. lkj_eta=2.0; got "
+                f"{self.lkj_eta!r}."
+            )
         if not isinstance(self.standardize, bool):
             raise ValueError("GMMPriors.standardize must be True or False.")
 

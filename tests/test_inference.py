@@ -138,3 +138,16 @@ def test_ctrl_c_during_sampling_raises_keyboard_interrupt():
     output = subprocess.run([sys.executable, "-W", "ignore", "-c", script], capture_output=True,
                             text=True, timeout=300)
     assert "interrupted: sampling was interrupted" in output.stdout
+
+
+def test_a_sparse_overfitted_fit_samples_even_where_nutpie_refuses_jittered_starts():
+    from bayesgmm import BayesianGMM
+    from bayesgmm.bayes import diagnostics_reported
+
+    # This seed made nutpie panic ("Invalid initial point") on the jittered
+    # starts of four chains; the fit must still sample (from identical starts).
+    with diagnostics_reported():
+        fit = BayesianGMM(6, priors=GMMPriors(weight_concentration=0.01), draws=200, tune=300,
+                          random_state=4034658190, progressbar=False).fit(load_faithful())
+    assert fit.idata_.posterior.sizes["chain"] == 4
+    assert np.all(np.isfinite(fit.idata_.posterior["weights"].values))

@@ -63,3 +63,9 @@ def test_ties_warn_only_under_an_improper_scale_prior():
         BayesianGMM(2, priors=GMMPriors(scale_prior="half_normal"), **settings).fit(X)
     with diagnostics_reported():
         BayesianGMM(2, **settings).fit(X)  # warnings are errors in this suite: none here
+
+
+@pytest.mark.parametrize("value", [None, -1.0, (1.0, 2.0)])
+def test_lkj_eta_must_be_one_positive_number(value):
+    with pytest.raises(ValueError, match="lkj_eta must be a positive number"):
+        GMMPriors(lkj_eta=value)
