@@ -186,6 +186,11 @@ def plot_k_selection(selection, ax=None):
     ks = table.index.to_numpy()
     ax.errorbar(ks, table["elpd_loo"], yerr=table["se"], fmt="o-", color="C0", capsize=3,
                 label="elpd LOO ± SE (higher is better)")
+    if "converged" in table and not table["converged"].astype(bool).all():
+        out = ~table["converged"].astype(bool).to_numpy()
+        ax.plot(ks[out], table["elpd_loo"].to_numpy()[out], "o", markerfacecolor="white",
+                markeredgecolor="C0", markersize=8, linestyle="none", zorder=4,
+                label="not eligible (label-invariant gates failed)")
     if selection.best_k is not None:
         ax.axvline(selection.best_k, color="C0", linestyle=":",
                    label=f"chosen K = {selection.best_k}")
