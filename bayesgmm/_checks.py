@@ -36,9 +36,13 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from bayesgmm.parameters import Layout
+from bayesgmm.scaling import COVARIANCE_TYPES
+
 __all__ = [
     "CheckedData",
     "as_generator",
+    "check_random_state",
     "DataValidationError",
     "SEED_LIMIT",
     "TiedValuesWarning",
@@ -51,7 +55,7 @@ __all__ = [
     "check_number",
     "check_workload",
     "MEMORY_SHARE",
-    "PARAMETERS_PER_COMPONENT",
+    "parameters_per_component",
     "data_fingerprint",
     "match_features",
 ]
@@ -398,6 +402,40 @@ def data_fingerprint(values: np.ndarray) -> str:
     return digest.hexdigest()
 
 
+def check_random_state(random_state: Any, *, stored: bool = False) -> None:
+    """Require None, a numpy Generator or RandomState, or a non-negative integer.
+
+    Parameters
+    ----------
+    random_state : object
+    stored : bool, default=False
+        The seed will be stored in a model file as a 64-bit integer, so it
+        must also be below :data:`SEED_LIMIT`.
+
+    Raises
+    ------
+    ValueError
+        For anything else (strings, negative ints, floats, bools), saying
+        what is accepted.
+    """
+    if random_state is None or isinstance(random_state,
+                                          (np.random.Generator, np.random.RandomState)):
+        return
+    if (isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool)
+            and random_state >= 0 and (not stored or random_state < SEED_LIMIT)):
+        return
+    if stored:
+        raise ValueError(
+            "random_state must be None, an integer in [0, 2**63) such as random_state=0 (the "
+            "model file stores it as a 64-bit integer), a numpy.random.Generator or a "
+            f"numpy.random.RandomState; got {random_state!r}."
+        )
+    raise ValueError(
+        "random_state must be None, a non-negative int, a numpy Generator or RandomState, "
+        f"got {random_state!r}; e.g. random_state=0 for reproducible results."
+    )
+
+
 def as_generator(random_state: Any) -> np.random.Generator:
     """One ``np.random.Generator`` from ``None``, an int, a Generator or a RandomState.
 
@@ -414,26 +452,17 @@ def as_generator(random_state: Any) -> np.random.Generator:
     Raises
     ------
     ValueError
-        For anything else (strings, negative ints, floats, bools).
+        For anything else (see :func:`check_random_state`).
     """
+    check_random_state(random_state)
     if isinstance(random_state, np.random.RandomState):
         return np.random.default_rng(random_state.randint(2**32 - 1, dtype=np.int64))
-    if random_state is None or isinstance(random_state, np.random.Generator):
-        return np.random.default_rng(random_state)
-    if (isinstance(random_state, numbers.Integral) and not isinstance(random_state, bool)
-            and random_state >= 0):
-        return np.random.default_rng(random_state)
-    raise ValueError(
-        "random_state must be None, a non-negative int, a numpy Generator or RandomState, "
-        f"got {random_state!r}; e.g. random_state=0 for reproducible results."
-    )
+    return np.random.default_rng(random_state)
 
 
-PARAMETERS_PER_COMPONENT = {
-    "full": lambda n_features: n_features + n_features * (n_features + 1) // 2,
-    "diag": lambda n_features: 2 * n_features,
-}
-"""Free parameters of one component of the Bayesian model: means, then scales and correlations."""
+def parameters_per_component(n_features: int, covariance_type: str) -> int:
+    """Free parameters of one component of the Bayesian model (its unconstrained length)."""
+    return Layout(1, n_features, covariance_type).size
 
 MEMORY_SHARE = 0.25
 """Share of physical memory the kept draws of a Bayesian fit may take (the rest is for copies)."""
@@ -450,32 +479,33 @@ def _physical_memory() -> int:
         return _FALLBACK_MEMORY
 
 
-def _most_features(per_component, n_samples: int) -> int:
+def _most_features(covariance_type: str, n_samples: int) -> int:
     """Largest number of columns whose per-component parameters fit in ``n_samples``."""
     low, high = 0, n_samples
     while low < high:
         middle = (low + high + 1) // 2
-        low, high = (middle, high) if per_component(middle) <= n_samples else (low, middle - 1)
+        fits = parameters_per_component(middle, covariance_type) <= n_samples
+        low, high = (middle, high) if fits else (low, middle - 1)
     return low
 
 
 def _check_parameters_per_component(n_samples: int, n_features: int,
                                     covariance_type: str) -> None:
     """Refuse components with more free parameters than there are rows."""
-    count = PARAMETERS_PER_COMPONENT[covariance_type]
-    if count(n_features) <= n_samples:
+    count = parameters_per_component(n_features, covariance_type)
+    if count <= n_samples:
         return
-    most = _most_features(count, n_samples)
+    most = _most_features(covariance_type, n_samples)
     remedy = (f"Reduce the columns to at most {most} (e.g. sklearn.decomposition.PCA)"
               if most else "Collect more rows")
     if covariance_type == "full":
-        most_diag = _most_features(PARAMETERS_PER_COMPONENT["diag"], n_samples)
+        most_diag = _most_features("diag", n_samples)
         remedy += (", or use covariance_type='diag'" if n_features <= most_diag
                    else f", or use covariance_type='diag' with at most {most_diag} columns"
                    if most_diag else "")
     raise ValueError(
         f"X has {n_samples} rows and {n_features} columns: with covariance_type="
-        f"{covariance_type!r} each component has {count(n_features)} free parameters, more "
+        f"{covariance_type!r} each component has {count} free parameters, more "
         "than there are rows, so even one component holding every row is not identified by "
         "the data: the posterior would mostly restate the prior, and sampling it is slow "
         f"(minutes to hours). {remedy}."
@@ -512,7 +542,7 @@ def check_workload(n_samples: int, n_features: int, n_components: int, *, draws:
     Called before any work, with the shape of the checked data.  Two rules:
 
     * each component may have at most as many free parameters
-      (:data:`PARAMETERS_PER_COMPONENT`) as ``X`` has rows: beyond that even
+      (:func:`parameters_per_component`) as ``X`` has rows: beyond that even
       one component holding every row is not identified by the data, and
       the sampler crawls through a huge posterior;
     * the draws kept by the fitted model (every parameter and the pointwise
@@ -541,8 +571,8 @@ def check_workload(n_samples: int, n_features: int, n_components: int, *, draws:
     ...
     ValueError: X has 10 rows and 1000 columns: ... Reduce the columns to at most 3 ...
     """
-    if covariance_type not in PARAMETERS_PER_COMPONENT:
-        raise ValueError(f"covariance_type must be one of {tuple(PARAMETERS_PER_COMPONENT)}, "
+    if covariance_type not in COVARIANCE_TYPES:
+        raise ValueError(f"covariance_type must be one of {COVARIANCE_TYPES}, "
                          f"got {covariance_type!r}.")
     _check_parameters_per_component(int(n_samples), int(n_features), covariance_type)
     _check_draws_memory(int(n_samples), int(n_features), int(n_components), int(draws),

@@ -22,11 +22,10 @@ import xarray as xr
 from sklearn.base import BaseEstimator
 
 from bayesgmm._checks import (
-    SEED_LIMIT,
     as_generator,
     check_n_components,
     check_number,
-    check_workload,
+    check_random_state,
     data_fingerprint,
     match_features,
     warn_improper_ties,
@@ -93,20 +92,6 @@ def _check_fraction(name: str, value: Any, example: float) -> None:
             f"{name} must lie in (0, 1) and be a real number, e.g. {name}={example}; "
             f"got {value!r}."
         )
-
-
-def _check_random_state(value: Any) -> None:
-    """Require None, a Generator, a RandomState or an integer in [0, :data:`SEED_LIMIT`)."""
-    if value is None or isinstance(value, (np.random.Generator, np.random.RandomState)):
-        return
-    if (isinstance(value, numbers.Integral) and not isinstance(value, bool)
-            and 0 <= value < SEED_LIMIT):
-        return
-    raise ValueError(
-        "random_state must be None, an integer in [0, 2**63) such as random_state=0 (the "
-        "model file stores it as a 64-bit integer), a numpy.random.Generator or a "
-        f"numpy.random.RandomState; got {value!r}."
-    )
 
 
 class BayesianGMM(BaseEstimator):
@@ -231,7 +216,7 @@ class BayesianGMM(BaseEstimator):
             _check_count("cores", self.cores, 4)
         for name in ("target_accept", "interval"):
             _check_fraction(name, getattr(self, name), _default(name))
-        _check_random_state(self.random_state)
+        check_random_state(self.random_state, stored=True)
         if not isinstance(self.progressbar, (bool, np.bool_)):
             raise ValueError(f"progressbar must be True or False, got {self.progressbar!r}.")
         priors = self.priors if self.priors is not None else GMMPriors()
@@ -275,13 +260,11 @@ class BayesianGMM(BaseEstimator):
         """
         priors = self._check_settings()
         rng = as_generator(self.random_state)
+        settings = self._settings()
         problem = prepare_problem(
             X, n_components=self.n_components, covariance_type=self.covariance_type,
-            priors=priors, em_n_init=self.em_n_init, rng=rng,
+            priors=priors, em_n_init=self.em_n_init, rng=rng, settings=settings,
         )
-        settings = self._settings()
-        check_workload(*problem.data.values.shape, self.n_components, draws=settings.draws,
-                       chains=settings.chains, covariance_type=self.covariance_type)
         warn_improper_ties(problem.data.values, problem.data.feature_names,
                            priors.scale_prior, PROPER_WITH_TIES)
         sample = sample_problem(problem, settings, rng)

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayesgmm._checks import CheckedData, check_X
+from bayesgmm._checks import CheckedData, check_workload, check_X
 from bayesgmm._kernel import logp_and_grad, pack_block
 from bayesgmm.em import reference_em
 from bayesgmm.inference import PosteriorSample, SamplerSettings, sample_posterior
@@ -42,7 +42,7 @@ from bayesgmm.parameters import (
 )
 from bayesgmm.posterior import build_datatree
 from bayesgmm.priors import GMMPriors
-from bayesgmm.relabel import RelabellingSummary, relabel_draws, relabel_parameters
+from bayesgmm.relabel import RelabellingSummary, relabel_draws
 from bayesgmm.scaling import ModelData, model_scale
 
 __all__ = [
@@ -192,6 +192,7 @@ def prepare_problem(
     priors: GMMPriors,
     em_n_init: int,
     rng: np.random.Generator,
+    settings: SamplerSettings | None = None,
 ) -> Problem:
     """Check the data and build the compiled density and the start.
 
@@ -204,6 +205,9 @@ def prepare_problem(
     em_n_init : int
     rng : numpy.random.Generator
         Draws the EM seed, then the start's nudge.
+    settings : SamplerSettings, optional
+        When given, the workload they imply is checked right after the data
+        (:func:`bayesgmm._checks.check_workload`), before the EM start.
 
     Returns
     -------
@@ -218,6 +222,9 @@ def prepare_problem(
         support ``n_components``).
     """
     data = check_X(X, n_components=n_components)
+    if settings is not None:
+        check_workload(*data.values.shape, n_components, draws=settings.draws,
+                       chains=settings.chains, covariance_type=covariance_type)
     scaled = model_scale(data.values, priors, n_components)
     layout = Layout(n_components, data.values.shape[1], covariance_type)
     start_parameters = em_start_parameters(
@@ -228,10 +235,7 @@ def prepare_problem(
         # EM's label order is arbitrary; an asymmetric prior is not.  Start
         # the chains (and the relabelling pivot) in the labelling it favours.
         order = prior_label_order(start_parameters.weights, concentration)
-        one_draw = ModelParameters(*(np.asarray(a)[None] for a in start_parameters))
-        start_parameters = ModelParameters(
-            *(a[0] for a in relabel_parameters(one_draw, order[None]))
-        )
+        start_parameters = ModelParameters(*(np.asarray(a)[order] for a in start_parameters))
     block = pack_block(scaled.values, scaled.resolved, n_components, covariance_type)
     # A nudge in the unconstrained space, invisible at the posterior's scale:
     # nutpie rejects a start whose gradient has an exact zero (e.g. a

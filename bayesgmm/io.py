@@ -43,7 +43,7 @@ import netCDF4
 import numpy as np
 import xarray as xr
 
-from bayesgmm.posterior import FORMAT_VERSION, OBSERVED
+from bayesgmm.posterior import FORMAT_VERSION, OBSERVED, REQUIRED_LAYOUT
 
 __all__ = [
     "CONTENT_DIGEST_ATTR",
@@ -101,21 +101,6 @@ WEIGHT_SUM_TOLERANCE = 1e-8
 
 CORRELATION_TOLERANCE = 1e-9
 """Rounding allowed outside [-1, 1] (``L @ L.T`` gives 1 + 4e-16 on the diagonal)."""
-
-_SAMPLE = ("chain", "draw")
-REQUIRED_LAYOUT = {
-    "posterior": {
-        "weights": _SAMPLE + ("component",),
-        "means": _SAMPLE + ("component", "feature"),
-        "scales": _SAMPLE + ("component", "feature"),
-        "correlations": _SAMPLE + ("component", "feature", "feature2"),
-        "covariances": _SAMPLE + ("component", "feature", "feature2"),
-    },
-    "sample_stats": {},
-    "log_likelihood": {OBSERVED: _SAMPLE + ("obs",)},
-    "observed_data": {OBSERVED: ("obs", "feature")},
-}
-"""Groups every model file holds, with the variables and dimensions it needs in each."""
 
 _REFIT = "Re-fit or re-save the model."
 

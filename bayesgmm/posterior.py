@@ -18,6 +18,7 @@ from bayesgmm.parameters import ModelParameters, flatten_draws
 __all__ = [
     "FORMAT_VERSION",
     "OBSERVED",
+    "REQUIRED_LAYOUT",
     "build_datatree",
     "correlation_cholesky",
     "parameters_from_posterior",
@@ -27,22 +28,32 @@ FORMAT_VERSION = 1
 OBSERVED = "x"
 
 
+_SAMPLE = ("chain", "draw")
+_PAIRS = ("component", "feature", "feature2")
+REQUIRED_LAYOUT = {
+    "posterior": {
+        "weights": _SAMPLE + ("component",),
+        "means": _SAMPLE + ("component", "feature"),
+        "scales": _SAMPLE + ("component", "feature"),
+        "correlations": _SAMPLE + _PAIRS,
+        "covariances": _SAMPLE + _PAIRS,
+    },
+    "sample_stats": {},
+    "log_likelihood": {OBSERVED: _SAMPLE + ("obs",)},
+    "observed_data": {OBSERVED: ("obs", "feature")},
+}
+"""Groups every model DataTree holds, with the variables and dimensions of each.
+
+:func:`build_datatree` writes these; :mod:`bayesgmm.io` requires them on load.
+"""
+
+
 def _posterior_dataset(parameters: ModelParameters, coords: dict) -> xr.Dataset:
-    sample = ("chain", "draw")
+    values = {"weights": parameters.weights, "means": parameters.means,
+              "scales": parameters.scales, "correlations": parameters.correlations,
+              "covariances": parameters.covariances}
     return xr.Dataset(
-        {
-            "weights": (sample + ("component",), parameters.weights),
-            "means": (sample + ("component", "feature"), parameters.means),
-            "scales": (sample + ("component", "feature"), parameters.scales),
-            "correlations": (
-                sample + ("component", "feature", "feature2"),
-                parameters.correlations,
-            ),
-            "covariances": (
-                sample + ("component", "feature", "feature2"),
-                parameters.covariances,
-            ),
-        },
+        {name: (dims, values[name]) for name, dims in REQUIRED_LAYOUT["posterior"].items()},
         coords=coords,
     )
 
@@ -96,11 +107,11 @@ def build_datatree(
             chain=coords["chain"], draw=coords["draw"]
         ),
         "log_likelihood": xr.Dataset(
-            {OBSERVED: (("chain", "draw", "obs"), log_likelihood)},
+            {OBSERVED: (REQUIRED_LAYOUT["log_likelihood"][OBSERVED], log_likelihood)},
             coords={"chain": coords["chain"], "draw": coords["draw"], **obs},
         ),
         "observed_data": xr.Dataset(
-            {OBSERVED: (("obs", "feature"), observed)},
+            {OBSERVED: (REQUIRED_LAYOUT["observed_data"][OBSERVED], observed)},
             coords={"feature": coords["feature"], **obs},
         ),
     }
