@@ -41,13 +41,14 @@ from bayesgmm.parameters import (
     unflatten_draws,
 )
 from bayesgmm.posterior import build_datatree
-from bayesgmm.priors import GMMPriors
+from bayesgmm.priors import GMMPriors, ResolvedPriors
 from bayesgmm.relabel import RelabellingSummary, relabel_draws
 from bayesgmm.scaling import ModelData, model_scale
 
 __all__ = [
     "Problem",
     "em_start_parameters",
+    "within_prior_reach",
     "exchangeable_groups",
     "prior_label_order",
     "prepare_problem",
@@ -61,6 +62,9 @@ MIN_START_WEIGHT = 1e-6
 
 START_NUDGE = 1e-6
 """Spread of the nudge added to the unconstrained start (see :func:`prepare_problem`)."""
+
+PRIOR_REACH = 6.0
+"""Prior sds from ``mean_loc`` beyond which an EM mean is pulled in for the start."""
 
 
 class Problem(NamedTuple):
@@ -123,6 +127,36 @@ def em_start_parameters(
         chol = np.linalg.cholesky(correlations)
     weights = np.maximum(em.weights_, MIN_START_WEIGHT)
     return ModelParameters(weights / weights.sum(), em.means_, scales, np.array(chol))
+
+
+def within_prior_reach(parameters: ModelParameters, resolved: ResolvedPriors) -> ModelParameters:
+    """Move EM components the mean prior cannot reach to where it can.
+
+    EM gives a far outlier a component of its own, centred on it with a
+    tiny spread.  Under the prior ``means ~ Normal(mean_loc, mean_scale)``
+    that start is hopeless (a point 1e5 sds out costs ~1e9 nats), and the
+    posterior's mode is elsewhere: a component centred within the prior's
+    reach whose spread covers the far point.  Such a component starts
+    there: each coordinate beyond ``PRIOR_REACH`` prior sds is clipped to
+    that bound, and its scale grows to at least the distance moved, so the
+    component still holds the points EM gave it.  Other components are
+    untouched.
+
+    Parameters
+    ----------
+    parameters : ModelParameters
+        On the model's scale, without leading axes.
+    resolved : ResolvedPriors
+
+    Returns
+    -------
+    ModelParameters
+    """
+    reach = PRIOR_REACH * resolved.mean_scale
+    means = np.clip(parameters.means, resolved.mean_loc - reach, resolved.mean_loc + reach)
+    moved = np.abs(parameters.means - means)
+    scales = np.maximum(parameters.scales, moved)
+    return parameters._replace(means=means, scales=scales)
 
 
 def exchangeable_groups(concentration: np.ndarray) -> np.ndarray:
@@ -227,8 +261,10 @@ def prepare_problem(
                        chains=settings.chains, covariance_type=covariance_type)
     scaled = model_scale(data.values, priors, n_components)
     layout = Layout(n_components, data.values.shape[1], covariance_type)
-    start_parameters = em_start_parameters(
-        scaled.values, n_components, covariance_type, em_n_init, int(rng.integers(2**31 - 1))
+    start_parameters = within_prior_reach(
+        em_start_parameters(scaled.values, n_components, covariance_type, em_n_init,
+                            int(rng.integers(2**31 - 1))),
+        scaled.resolved,
     )
     concentration = scaled.resolved.weight_concentration
     if exchangeable_groups(concentration).max() > 0:

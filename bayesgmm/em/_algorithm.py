@@ -30,6 +30,7 @@ __all__ = [
     "weighted_log_prob",
     "log_prob_and_responsibilities",
     "sufficient_statistics",
+    "centre_far_components",
     "maximization",
     "state_from_responsibilities",
     "em_step",
@@ -139,12 +140,106 @@ def log_prob_and_responsibilities(
 
 
 class SufficientStatistics(NamedTuple):
-    """Responsibility-weighted sums collected over the data."""
+    """Responsibility-weighted sums collected over the data.
+
+    ``second_moments`` are about the origin, except for components with a
+    row in ``shift`` (see :func:`centre_far_components`), whose second
+    moments are about that point.
+    """
 
     counts: np.ndarray
     first_moments: np.ndarray
     second_moments: np.ndarray
     total_log_likelihood: float
+    shift: np.ndarray | None = None
+
+
+LOST_DIGITS_LIMIT = 1e6
+"""Largest ratio of a raw second moment to the variance it yields.
+
+Above it the one-pass formula ``E[x^2] - E[x]^2`` has lost more than six of
+float64's sixteen digits, which happens only for a component far from the
+data's centre with a tiny spread (a far outlier on a component of its own)."""
+
+
+def _components_losing_digits(statistics, covariance_type: str, reg_covar: float):
+    family = get_family(covariance_type)
+    nk = statistics.counts + 10 * np.finfo(np.float64).eps
+    means = statistics.first_moments / nk[:, None]
+    raw = family.moment_diagonals(statistics.second_moments)
+    if family.pooled:
+        raw = raw / nk.sum()
+        variance = raw - (nk @ means**2) / nk.sum()
+    else:
+        raw = raw / nk[:, None]
+        variance = raw - means**2
+    lossy = (raw > LOST_DIGITS_LIMIT * (np.maximum(variance, 0.0) + reg_covar)).any(axis=1)
+    if family.pooled:
+        return np.arange(len(nk)) if lossy.any() else np.empty(0, dtype=np.intp)
+    return np.flatnonzero(lossy)
+
+
+def centre_far_components(
+    X,
+    statistics: SufficientStatistics,
+    covariance_type: str,
+    reg_covar: float,
+    *,
+    state: EMState | None = None,
+    responsibilities: np.ndarray | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> SufficientStatistics:
+    """Redo, about their own means, the second moments that lost their digits.
+
+    The one-pass statistics are cheap but cancel catastrophically for a
+    component whose mean is ~1e4 of its own sds or more from the origin.
+    Such components (rare: none on ordinary data, so ordinary fits are
+    unchanged bit for bit) get a second pass over the rows with centred
+    data, and their mean is recorded in ``shift``.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    statistics : SufficientStatistics
+        From :func:`sufficient_statistics` with the same ``state`` or
+        ``responsibilities``.
+    covariance_type : str
+    reg_covar : float
+    state : EMState, optional
+    responsibilities : ndarray of shape (n_samples, n_components), optional
+    chunk_size : int
+
+    Returns
+    -------
+    SufficientStatistics
+    """
+    far = _components_losing_digits(statistics, covariance_type, reg_covar)
+    if far.size == 0:
+        return statistics
+    family = get_family(covariance_type)
+    # A pooled statistic (tied) is the sum of the per-component scatters.
+    scatter = get_family("full").second_moments if family.pooled else family.second_moments
+    nk = statistics.counts[far] + 10 * np.finfo(np.float64).eps
+    means = statistics.first_moments[far] / nk[:, None]
+    second = np.zeros_like(statistics.second_moments)
+    if not family.pooled:
+        second[:] = statistics.second_moments
+        second[far] = 0.0
+    for rows in _chunks(X.shape[0], chunk_size):
+        block = X[rows]
+        if state is not None:
+            resp = log_prob_and_responsibilities(block, state, covariance_type)[1]
+        else:
+            resp = responsibilities[rows]
+        for position, component in enumerate(far):
+            moments = scatter(block - means[position], resp[:, [component]])[0]
+            if family.pooled:
+                second += moments
+            else:
+                second[component] += moments
+    shift = np.zeros_like(statistics.first_moments)
+    shift[far] = means
+    return statistics._replace(second_moments=second, shift=shift)
 
 
 def sufficient_statistics(
@@ -216,7 +311,8 @@ def maximization(
     family = get_family(covariance_type)
     nk = statistics.counts + 10 * np.finfo(np.float64).eps
     means = statistics.first_moments / nk[:, None]
-    covariances = family.covariances(statistics.second_moments, nk, means, reg_covar)
+    about = means if statistics.shift is None else means - statistics.shift
+    covariances = family.covariances(statistics.second_moments, nk, about, reg_covar)
     precisions_cholesky = family.precisions_cholesky(covariances, reg_covar)
     return EMState(nk / nk.sum(), means, covariances, precisions_cholesky)
 
@@ -244,6 +340,10 @@ def state_from_responsibilities(
     """
     statistics = sufficient_statistics(
         X, covariance_type, responsibilities=responsibilities, chunk_size=chunk_size
+    )
+    statistics = centre_far_components(
+        X, statistics, covariance_type, reg_covar,
+        responsibilities=responsibilities, chunk_size=chunk_size,
     )
     return maximization(statistics, covariance_type, reg_covar)
 
@@ -274,6 +374,9 @@ def em_step(
     """
     statistics = sufficient_statistics(
         X, covariance_type, state=state, chunk_size=chunk_size
+    )
+    statistics = centre_far_components(
+        X, statistics, covariance_type, reg_covar, state=state, chunk_size=chunk_size
     )
     new_state = maximization(statistics, covariance_type, reg_covar)
     return new_state, StepInfo(statistics.total_log_likelihood / X.shape[0])

@@ -42,6 +42,12 @@ ILL_DEFINED_MESSAGE = (
 )
 
 
+EPS = np.finfo(np.float64).eps
+
+CANCELLATION_TOLERANCE = 1e-8
+"""Largest relative rounding error accepted in an expanded Mahalanobis term."""
+
+
 class CovarianceError(ValueError):
     """A covariance estimate is not positive definite."""
 
@@ -107,15 +113,21 @@ def _matrix_rescale_precisions_cholesky(precisions_cholesky, scale):
 
 
 # ---------------------------------------------------------------- tied
-def _far_rows_by_full_density(density, X, means, dense_precisions_cholesky):
-    """Recompute rows whose density overflowed (NaN, -inf or beyond the limit).
+def _far_rows_by_full_density(density, X, means, dense_precisions_cholesky, magnitude=None):
+    """Recompute rows whose density overflowed or lost its digits.
 
     The fast family formulas square the data; for points beyond ~1e154 that
-    overflows.  Those rows go through :func:`bayesgmm.gaussian.log_gaussian_full`
+    overflows (NaN, -inf or beyond the limit).  They also expand
+    ``(x - mu)^2 p`` into ``x^2 p - 2 x mu p + mu^2 p``, whose terms (summed in
+    ``magnitude``) can dwarf the result: a point at 1e5 sd on a component of
+    its own.  Those rows go through :func:`bayesgmm.gaussian.log_gaussian_full`
     with the family's precision factor as a dense matrix, which never gives
-    NaN; ordinary rows are left bit for bit as computed.
+    NaN and never cancels; ordinary rows are left bit for bit as computed.
     """
     far = ~(density >= -0.5 * MAX_MAHALANOBIS)
+    if magnitude is not None:
+        mahalanobis = -2.0 * density
+        far |= 4.0 * EPS * magnitude > CANCELLATION_TOLERANCE * (1.0 + np.abs(mahalanobis))
     if far.any():
         rows = np.flatnonzero(far.any(axis=1))
         density[rows] = log_gaussian_full(X[rows], means, dense_precisions_cholesky)
@@ -151,15 +163,12 @@ def _diag_log_gaussian(X, means, precisions_cholesky):
     n_features = means.shape[1]
     precisions = precisions_cholesky**2
     with np.errstate(over="ignore", invalid="ignore"):  # far rows are redone below
-        mahalanobis = (
-            np.sum(means**2 * precisions, axis=1)
-            - 2.0 * (X @ (means * precisions).T)
-            + (X**2 @ precisions.T)
-        )
+        squares = np.sum(means**2 * precisions, axis=1) + (X**2 @ precisions.T)
+        mahalanobis = squares - 2.0 * (X @ (means * precisions).T)
     log_det = np.log(precisions_cholesky).sum(axis=1)
     density = -0.5 * (n_features * LOG_2PI + mahalanobis) + log_det
     dense = precisions_cholesky[:, :, None] * np.eye(n_features)
-    return _far_rows_by_full_density(density, X, means, dense)
+    return _far_rows_by_full_density(density, X, means, dense, squares)
 
 
 def _diag_second_moments(X, responsibilities):
@@ -200,15 +209,15 @@ def _spherical_log_gaussian(X, means, precisions_cholesky):
     n_features = means.shape[1]
     precisions = precisions_cholesky**2
     with np.errstate(over="ignore", invalid="ignore"):  # far rows are redone below
-        mahalanobis = (
+        squares = (
             np.sum(means**2, axis=1) * precisions
-            - 2.0 * (X @ means.T * precisions)
             + np.outer(np.einsum("nd,nd->n", X, X), precisions)
         )
+        mahalanobis = squares - 2.0 * (X @ means.T * precisions)
     log_det = n_features * np.log(precisions_cholesky)
     density = -0.5 * (n_features * LOG_2PI + mahalanobis) + log_det
     dense = precisions_cholesky[:, None, None] * np.eye(n_features)
-    return _far_rows_by_full_density(density, X, means, dense)
+    return _far_rows_by_full_density(density, X, means, dense, squares)
 
 
 def _spherical_covariances(second_moments, nk, means, reg_covar):
@@ -235,6 +244,11 @@ class CovarianceFamily:
     second_moments : callable
         ``(X, responsibilities) -> array``: the responsibility-weighted
         second-moment statistic of one chunk, to be summed over chunks.
+    moment_diagonals : callable
+        ``second_moments -> (n_components, D)`` per-component diagonals, or
+        ``(1, D)`` where the statistic is pooled over components (tied).
+    pooled : bool
+        Whether ``second_moments`` is one statistic for all components.
     covariances : callable
         ``(second_moments, nk, means, reg_covar) -> covariances``.
     precisions_cholesky : callable
@@ -263,6 +277,8 @@ class CovarianceFamily:
     name: str
     log_gaussian: Callable
     second_moments: Callable
+    moment_diagonals: Callable
+    pooled: bool
     covariances: Callable
     precisions_cholesky: Callable
     precisions_cholesky_from_precisions: Callable
@@ -281,6 +297,8 @@ COVARIANCE_FAMILIES: dict[str, CovarianceFamily] = {
         name="full",
         log_gaussian=log_gaussian_full,
         second_moments=_full_second_moments,
+        moment_diagonals=lambda m: np.diagonal(m, axis1=1, axis2=2),
+        pooled=False,
         covariances=_full_covariances,
         precisions_cholesky=_upper_inverse_cholesky,
         precisions_cholesky_from_precisions=_upper_cholesky_of_precision,
@@ -297,6 +315,8 @@ COVARIANCE_FAMILIES: dict[str, CovarianceFamily] = {
         name="tied",
         log_gaussian=_tied_log_gaussian,
         second_moments=_tied_second_moments,
+        moment_diagonals=lambda m: np.diagonal(m)[None, :],
+        pooled=True,
         covariances=_tied_covariances,
         precisions_cholesky=_upper_inverse_cholesky,
         precisions_cholesky_from_precisions=_upper_cholesky_of_precision,
@@ -313,6 +333,8 @@ COVARIANCE_FAMILIES: dict[str, CovarianceFamily] = {
         name="diag",
         log_gaussian=_diag_log_gaussian,
         second_moments=_diag_second_moments,
+        moment_diagonals=lambda m: m,
+        pooled=False,
         covariances=_diag_covariances,
         precisions_cholesky=_positive_inverse_sqrt,
         precisions_cholesky_from_precisions=_positive_sqrt_of_precision,
@@ -329,6 +351,8 @@ COVARIANCE_FAMILIES: dict[str, CovarianceFamily] = {
         name="spherical",
         log_gaussian=_spherical_log_gaussian,
         second_moments=_diag_second_moments,
+        moment_diagonals=lambda m: m,
+        pooled=False,
         covariances=_spherical_covariances,
         precisions_cholesky=_positive_inverse_sqrt,
         precisions_cholesky_from_precisions=_positive_sqrt_of_precision,

@@ -2,7 +2,9 @@
 
 Scale handling (a deliberate difference from scikit-learn): EM runs on the
 data centred by the column means and divided by the column standard
-deviations (one common scale for ``spherical``).  Results are reported in the
+deviations (one common scale for ``spherical``), both taken over the column's
+bulk so that a far outlier cannot inflate them (see
+:func:`bayesgmm.scaling.standardization`).  Results are reported in the
 user's units.  Consequently ``reg_covar`` is *relative* to each feature's
 variance; on data that already has unit variance both libraries add the same
 amount.  This is what makes fits on data in units of 1e-6 or 1e6 correct
