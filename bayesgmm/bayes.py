@@ -100,7 +100,14 @@ class BayesianGMM(BaseEstimator):
     Parameters
     ----------
     n_components : int, default=2
-    covariance_type : {"full", "diag"}, default="full"
+    covariance_type : {"full", "tied", "diag", "spherical"}, default="full"
+        As in :class:`bayesgmm.em.GaussianMixtureEM`: own covariance per
+        component (``full``), one shared (``tied``), own per-feature scales
+        without correlations (``diag``), or one scale per component
+        (``spherical``, fitted on data divided by one common scale so that
+        it is spherical in your units).  The posterior stores one scale per
+        component and feature and one correlation matrix per component in
+        every case; shared values are repeated.
     priors : GMMPriors, optional
         Defaults to ``GMMPriors()`` (weakly informative, standardised scale).
     method : {"nuts", "advi", "fullrank_advi"}, default="nuts"
@@ -551,6 +558,20 @@ def _stored_settings(
     return model, priors, relabelling
 
 
+def _same_along(axis: int):
+    def check(values: np.ndarray) -> bool:
+        return bool(np.all(values == np.take(values, [0], axis=axis)))
+    return check
+
+
+_SHARED_VALUES = {
+    "tied": (("scales", "components", _same_along(2)),
+             ("correlations", "components", _same_along(2))),
+    "spherical": (("scales", "features", _same_along(3)),),
+}
+"""Arrays a shared covariance structure repeats: (variable, what, check)."""
+
+
 def _check_settings_match_arrays(model: BayesianGMM, tree: xr.DataTree) -> None:
     """Require the stored settings to describe the stored arrays."""
     attrs, posterior = tree.attrs, tree.posterior
@@ -566,8 +587,14 @@ def _check_settings_match_arrays(model: BayesianGMM, tree: xr.DataTree) -> None:
         problems.append("it records no data_sha256")
     correlations = posterior["correlations"].values
     off_diagonal = correlations * (1 - np.eye(correlations.shape[-1]))
-    if model.covariance_type == "diag" and np.any(off_diagonal != 0):
-        problems.append("covariance_type='diag' but the posterior has non-zero correlations")
+    if model.covariance_type in ("diag", "spherical") and np.any(off_diagonal != 0):
+        problems.append(f"covariance_type={model.covariance_type!r} but the posterior has "
+                        "non-zero correlations")
+    problems += [
+        f"covariance_type={model.covariance_type!r} but its {name} differ across {axis}"
+        for name, axis, check in _SHARED_VALUES.get(model.covariance_type, ())
+        if not check(posterior[name].values)
+    ]
     if model.method != "nuts" and "vi_trace" not in tree.children:
         problems.append(f"method={model.method!r} but the file has no vi_trace group")
     if problems:

@@ -32,6 +32,7 @@ from rich.table import Table
 
 from bayesgmm._checks import SEED_LIMIT
 from bayesgmm._version import __version__
+from bayesgmm.parameters import COVARIANCE_TYPES
 from bayesgmm.em import em_grid
 
 __all__ = ["main", "UserError"]
@@ -548,7 +549,7 @@ def _add_csv_options(parser) -> None:
 def _add_sampling_options(parser, with_method: bool = True) -> None:
     if with_method:
         parser.add_argument("--method", choices=["nuts", "advi", "fullrank_advi"], default="nuts")
-    parser.add_argument("--covariance", choices=["full", "diag"], default="full")
+    parser.add_argument("--covariance", choices=COVARIANCE_TYPES, default="full")
     parser.add_argument("--draws", type=_integer(1), default=1000)
     parser.add_argument("--tune", type=_integer(1), default=1000)
     parser.add_argument("--chains", type=_integer(1), default=4)

@@ -105,7 +105,7 @@ def em_start_parameters(
     ----------
     values : ndarray of shape (n_samples, n_features)
     n_components : int
-    covariance_type : {"full", "diag"}
+    covariance_type : {"full", "tied", "diag", "spherical"}
     n_init : int
         EM restarts.
     seed : int
@@ -117,19 +117,26 @@ def em_start_parameters(
     """
     em = reference_em(values, n_components, covariance_type, n_init=n_init, random_state=seed)
     n_features = values.shape[1]
-    covariances = em.covariances_
-    if covariance_type == "diag":
-        scales = np.sqrt(covariances)
-        chol = np.broadcast_to(np.eye(n_features), (n_components, n_features, n_features))
+    shape = (n_components, n_features)
+    match covariance_type:
+        case "diag":
+            scales = np.sqrt(em.covariances_)
+        case "spherical":
+            scales = np.broadcast_to(np.sqrt(em.covariances_)[:, None], shape)
+        case _:  # full, tied: dense matrices, per component or shared
+            covariances = np.broadcast_to(em.covariances_, shape + (n_features,))
+            scales = np.sqrt(np.diagonal(covariances, axis1=1, axis2=2))
+    if covariance_type in ("full", "tied"):
+        chol = np.linalg.cholesky(covariances / (scales[:, :, None] * scales[:, None, :]))
     else:
-        scales = np.sqrt(np.diagonal(covariances, axis1=1, axis2=2))
-        correlations = covariances / (scales[:, :, None] * scales[:, None, :])
-        chol = np.linalg.cholesky(correlations)
+        chol = np.broadcast_to(np.eye(n_features), shape + (n_features,))
     weights = np.maximum(em.weights_, MIN_START_WEIGHT)
-    return ModelParameters(weights / weights.sum(), em.means_, scales, np.array(chol))
+    return ModelParameters(weights / weights.sum(), em.means_, np.array(scales), np.array(chol))
 
 
-def within_prior_reach(parameters: ModelParameters, resolved: ResolvedPriors) -> ModelParameters:
+def within_prior_reach(
+    parameters: ModelParameters, resolved: ResolvedPriors, covariance_type: str = "full"
+) -> ModelParameters:
     """Move EM components the mean prior cannot reach to where it can.
 
     EM gives a far outlier a component of its own, centred on it with a
@@ -140,13 +147,15 @@ def within_prior_reach(parameters: ModelParameters, resolved: ResolvedPriors) ->
     there: each coordinate beyond ``PRIOR_REACH`` prior sds is clipped to
     that bound, and its scale grows to at least the distance moved, so the
     component still holds the points EM gave it.  Other components are
-    untouched.
+    untouched, except that a shared scale (``tied``: across components;
+    ``spherical``: across features) takes the largest widened value.
 
     Parameters
     ----------
     parameters : ModelParameters
         On the model's scale, without leading axes.
     resolved : ResolvedPriors
+    covariance_type : {"full", "tied", "diag", "spherical"}
 
     Returns
     -------
@@ -156,7 +165,10 @@ def within_prior_reach(parameters: ModelParameters, resolved: ResolvedPriors) ->
     means = np.clip(parameters.means, resolved.mean_loc - reach, resolved.mean_loc + reach)
     moved = np.abs(parameters.means - means)
     scales = np.maximum(parameters.scales, moved)
-    return parameters._replace(means=means, scales=scales)
+    if covariance_type in ("tied", "spherical"):
+        shared_axis = 0 if covariance_type == "tied" else 1
+        scales = np.broadcast_to(scales.max(axis=shared_axis, keepdims=True), scales.shape)
+    return parameters._replace(means=means, scales=np.array(scales))
 
 
 def exchangeable_groups(concentration: np.ndarray) -> np.ndarray:
@@ -234,7 +246,7 @@ def prepare_problem(
     ----------
     X : array-like or DataFrame of shape (n_samples, n_features)
     n_components : int
-    covariance_type : {"full", "diag"}
+    covariance_type : {"full", "tied", "diag", "spherical"}
     priors : GMMPriors
     em_n_init : int
     rng : numpy.random.Generator
@@ -259,12 +271,12 @@ def prepare_problem(
     if settings is not None:
         check_workload(*data.values.shape, n_components, draws=settings.draws,
                        chains=settings.chains, covariance_type=covariance_type)
-    scaled = model_scale(data.values, priors, n_components)
+    scaled = model_scale(data.values, priors, n_components, covariance_type)
     layout = Layout(n_components, data.values.shape[1], covariance_type)
     start_parameters = within_prior_reach(
         em_start_parameters(scaled.values, n_components, covariance_type, em_n_init,
                             int(rng.integers(2**31 - 1))),
-        scaled.resolved,
+        scaled.resolved, covariance_type,
     )
     concentration = scaled.resolved.weight_concentration
     if exchangeable_groups(concentration).max() > 0:

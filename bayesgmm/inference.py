@@ -223,11 +223,16 @@ def _pymc_start(model, start, layout) -> dict[str, np.ndarray]:
     name back out of ``correlations_cholesky_cholesky_corr__``.)
     """
     parameters = unconstrained_to_parameters(start, layout)
+    sets, per_set = layout.scale_shape
+    # PyMC's shared sets have no axis of their own (see bayesgmm.model.SCALE_DIMS).
+    scale_shape = {"tied": (per_set,), "spherical": (sets,)}.get(layout.covariance_type,
+                                                                 (sets, per_set))
+    chol = parameters.correlation_cholesky
     values = {
         "weights": parameters.weights,
         "means": parameters.means,
-        "scales": parameters.scales,
-        "correlations_cholesky": parameters.correlation_cholesky,
+        "scales": parameters.scales[:sets, :per_set].reshape(scale_shape),
+        "correlations_cholesky": chol[0] if layout.covariance_type == "tied" else chol,
     }
     free = {rv.name for rv in model.free_RVs}
     return {name: value for name, value in values.items() if name in free}
@@ -251,12 +256,16 @@ def parameters_from_pymc(posterior: xr.Dataset, layout: Layout) -> ModelParamete
     weights = posterior["weights"].values
     sample_shape = weights.shape[:-1]
     k, d = layout.n_components, layout.n_features
+    scales = posterior["scales"].values.reshape(sample_shape + layout.scale_shape)
     if "correlations_cholesky" in posterior:
         chol = posterior["correlations_cholesky"].values
+        chol = chol.reshape(sample_shape + (-1, d, d))
     else:
-        chol = np.broadcast_to(np.eye(d), sample_shape + (k, d, d)).copy()
+        chol = np.eye(d)
     return ModelParameters(
-        weights, posterior["means"].values, posterior["scales"].values, chol
+        weights, posterior["means"].values,
+        np.broadcast_to(scales, sample_shape + (k, d)).copy(),
+        np.broadcast_to(chol, sample_shape + (k, d, d)).copy(),
     )
 
 

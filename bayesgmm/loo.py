@@ -182,7 +182,8 @@ class _Unconstrained:
 
     def __init__(self, fit, X):
         priors = fit.priors_
-        values, self.centre, self.scale, resolved = model_scale(X, priors, fit.n_components)
+        values, self.centre, self.scale, resolved = model_scale(X, priors, fit.n_components,
+                                                              fit.covariance_type)
         self.X = X
         self.layout = Layout(fit.n_components, X.shape[1], fit.covariance_type)
         self.block = pack_block(values, resolved, fit.n_components, fit.covariance_type)

@@ -54,9 +54,14 @@ def _means(resolved: ResolvedPriors):
     )
 
 
-def _scales(resolved: ResolvedPriors):
+SCALE_DIMS = {"full": ("component", "feature"), "tied": ("feature",),
+              "diag": ("component", "feature"), "spherical": ("component",)}
+"""Dimensions of the sampled scales per covariance structure."""
+
+
+def _scales(resolved: ResolvedPriors, covariance_type: str):
     tau = np.asarray(resolved.scale_scale, dtype=np.float64)
-    dims = ("component", "feature")
+    dims = SCALE_DIMS[covariance_type]
     match resolved.scale_prior:
         case "half_normal":
             return pm.HalfNormal("scales", sigma=tau, dims=dims)
@@ -72,10 +77,25 @@ def _scales(resolved: ResolvedPriors):
 
 def _correlation_cholesky(resolved: ResolvedPriors, n_components: int, n_features: int,
                           covariance_type: str):
-    if covariance_type == "full" and n_features > 1:
+    shape = (n_components, n_features, n_features)
+    if n_features > 1 and covariance_type == "full":
         return pm.LKJCorr("correlations_cholesky", n=n_features,
                           eta=np.float64(resolved.lkj_eta), size=n_components)
-    return pt.broadcast_to(pt.eye(n_features), (n_components, n_features, n_features))
+    if n_features > 1 and covariance_type == "tied":
+        shared = pm.LKJCorr("correlations_cholesky", n=n_features,
+                            eta=np.float64(resolved.lkj_eta))
+        return pt.broadcast_to(shared, shape)
+    return pt.broadcast_to(pt.eye(n_features), shape)
+
+
+def _component_scales(scales, covariance_type: str, shape):
+    """One scale per component and feature: shared sets repeated."""
+    match covariance_type:
+        case "tied":
+            return pt.broadcast_to(scales[None, :], shape)
+        case "spherical":
+            return pt.broadcast_to(scales[:, None], shape)
+    return scales
 
 
 def _likelihood(data, weights, means, scales, correlation_cholesky, shape):
@@ -103,9 +123,12 @@ def build_model(
     n_components : int
     priors : GMMPriors, optional
         Defaults to ``GMMPriors()``.
-    covariance_type : {"full", "diag"}
-        ``"full"``: LKJ correlation times per-feature scales.  ``"diag"``:
-        independent features.
+    covariance_type : {"full", "tied", "diag", "spherical"}
+        ``"full"``: LKJ correlation times per-feature scales, per component.
+        ``"tied"``: one such covariance shared by all components.
+        ``"diag"``: independent features, own scales per component.
+        ``"spherical"``: one scale per component for every feature (the
+        data are then standardised by one common scale).
 
     Returns
     -------
@@ -130,7 +153,7 @@ def build_model(
     priors = priors if priors is not None else GMMPriors()
     checked = check_X(X, n_components=n_components)
     names = checked.feature_names
-    values, _, _, resolved = model_scale(checked.values, priors, n_components)
+    values, _, _, resolved = model_scale(checked.values, priors, n_components, covariance_type)
     n_samples, n_features = values.shape
     coords = {
         "component": np.arange(n_components),
@@ -142,7 +165,8 @@ def build_model(
         data = pm.Data("X", values, dims=("obs", "feature"))
         weights = _weights(resolved, n_components)
         means = _means(resolved)
-        scales = _scales(resolved)
+        scales = _component_scales(_scales(resolved, covariance_type), covariance_type,
+                                   (n_components, n_features))
         correlation_cholesky = _correlation_cholesky(resolved, n_components, n_features,
                                                      covariance_type)
         _likelihood(data, weights, means, scales, correlation_cholesky,

@@ -12,9 +12,18 @@ value variable                                 length                        tra
 =============================================  ============================  ============
 ``weights_simplex__`` (if K > 1)               K - 1                         simplex
 ``means``                                      K * D                         none
-``scales_log__``                               K * D                         log
-``correlations_cholesky_cholesky_corr__``      K * D(D-1)/2 (full, D > 1)    LKJ Cholesky
+``scales_log__``                               K * D (full, diag), D (tied), log
+                                               K (spherical)
+``correlations_cholesky_cholesky_corr__``      K * D(D-1)/2 (full, D > 1),   LKJ Cholesky
+                                               D(D-1)/2 (tied, D > 1)
 =============================================  ============================  ============
+
+The four covariance structures differ only in how many scale and
+correlation sets they sample (:attr:`Layout.scale_shape`,
+:attr:`Layout.n_correlation_sets`).  :class:`ModelParameters` always holds
+one scale per component and feature and one correlation factor per
+component, shared sets repeated, so every consumer of a posterior (density,
+memberships, relabelling, plots) reads the four structures alike.
 """
 
 from __future__ import annotations
@@ -24,6 +33,7 @@ from typing import NamedTuple
 import numpy as np
 
 __all__ = [
+    "COVARIANCE_TYPES",
     "Layout",
     "ModelParameters",
     "spiral_indices",
@@ -37,6 +47,12 @@ __all__ = [
 ]
 
 UNCONSTRAINED_BLOCKS = ("weights", "means", "scales", "correlations")
+
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+"""Covariance structures of the Bayesian model, as in ``bayesgmm.em``:
+``full`` (own scales and correlations per component), ``tied`` (one set of
+scales and correlations shared by all), ``diag`` (own scales, no
+correlations), ``spherical`` (one scale per component for every feature)."""
 
 
 class Layout(NamedTuple):
@@ -52,9 +68,20 @@ class Layout(NamedTuple):
         return self.n_components - 1
 
     @property
+    def scale_shape(self) -> tuple[int, int]:
+        """Shape of the sampled scales: (sets, features per set)."""
+        k, d = self.n_components, self.n_features
+        return {"tied": (1, d), "spherical": (k, 1)}.get(self.covariance_type, (k, d))
+
+    @property
+    def n_correlation_sets(self) -> int:
+        """Correlation matrices sampled: K (full), 1 (tied) or 0."""
+        return {"full": self.n_components, "tied": 1}.get(self.covariance_type, 0)
+
+    @property
     def n_triangle(self) -> int:
-        """Free correlation entries per component (0 for diag or D = 1)."""
-        if self.covariance_type != "full":
+        """Free correlation entries per correlation set (0 without correlations or D = 1)."""
+        if self.n_correlation_sets == 0:
             return 0
         return self.n_features * (self.n_features - 1) // 2
 
@@ -62,7 +89,8 @@ class Layout(NamedTuple):
     def lengths(self) -> dict[str, int]:
         """Length of every block of :data:`UNCONSTRAINED_BLOCKS`, in order."""
         k, d = self.n_components, self.n_features
-        sizes = (self.n_weights, k * d, k * d, k * self.n_triangle)
+        sets, per_set = self.scale_shape
+        sizes = (self.n_weights, k * d, sets * per_set, self.n_correlation_sets * self.n_triangle)
         return dict(zip(UNCONSTRAINED_BLOCKS, sizes, strict=True))
 
     @property
@@ -180,12 +208,15 @@ def unconstrained_to_parameters(theta: np.ndarray, layout: Layout) -> ModelParam
     else:
         weights = np.ones(batch + (1,))
     means = parts["means"].reshape(batch + (k, d))
-    scales = np.exp(parts["scales"].reshape(batch + (k, d)))
-    chol = np.broadcast_to(np.eye(d), batch + (k, d, d)).copy()
+    scale_sets = np.exp(parts["scales"].reshape(batch + layout.scale_shape))
+    scales = np.broadcast_to(scale_sets, batch + (k, d)).copy()
+    sets = max(layout.n_correlation_sets, 1)
+    chol = np.broadcast_to(np.eye(d), batch + (sets, d, d)).copy()
     if layout.n_triangle:
         rows, cols = spiral_indices(d)
-        chol[..., rows, cols] = parts["correlations"].reshape(batch + (k, -1))
+        chol[..., rows, cols] = parts["correlations"].reshape(batch + (sets, -1))
         chol /= np.sqrt((chol**2).sum(axis=-1, keepdims=True))
+    chol = np.broadcast_to(chol, batch + (k, d, d)).copy()
     return ModelParameters(weights, means, scales, chol)
 
 
@@ -201,6 +232,8 @@ def parameters_to_unconstrained(parameters: ModelParameters, layout: Layout) -> 
     Returns
     -------
     ndarray of shape (..., layout.size)
+        For ``tied`` and ``spherical`` the shared sets are read from the
+        first component (first feature), where they are repeated.
     """
     batch = np.shape(parameters.weights)[:-1]
     pieces = []
@@ -211,9 +244,11 @@ def parameters_to_unconstrained(parameters: ModelParameters, layout: Layout) -> 
         centred = log_weights - log_weights.mean(axis=-1, keepdims=True)
         pieces.append(centred[..., :-1])
     pieces.append(np.reshape(parameters.means, batch + (-1,)))
-    pieces.append(np.log(np.reshape(parameters.scales, batch + (-1,))))
+    sets, per_set = layout.scale_shape
+    scale_sets = np.asarray(parameters.scales)[..., :sets, :per_set]
+    pieces.append(np.log(np.reshape(scale_sets, batch + (-1,))))
     if layout.n_triangle:
-        chol = parameters.correlation_cholesky
+        chol = np.asarray(parameters.correlation_cholesky)[..., :layout.n_correlation_sets, :, :]
         unit_diagonal = chol / np.diagonal(chol, axis1=-2, axis2=-1)[..., :, None]
         rows, cols = spiral_indices(layout.n_features)
         pieces.append(np.reshape(unit_diagonal[..., rows, cols], batch + (-1,)))
@@ -267,15 +302,18 @@ def parameter_matrix(
 
     The one way a posterior is flattened for diagnostics, tables, benchmarks,
     agreement checks and SBC.  Per component: the weight (when K > 1), the
-    means, the scales and, for full covariances with D > 1, the strictly
-    lower correlations.  The constant correlation diagonal and the redundant
-    upper triangle are left out (their R-hat is undefined or repeated).
+    means, and its own scales (``full``, ``diag``: one per feature;
+    ``spherical``: one) and, for ``full`` with D > 1, the strictly lower
+    correlations.  ``tied`` scales and correlations are shared, so they come
+    once, after the components.  The constant correlation diagonal, the
+    redundant upper triangle and repeated shared values are left out (their
+    R-hat is undefined or repeated).
 
     Parameters
     ----------
     parameters : ModelParameters
         Batched over leading sample axes, e.g. ``(chain, draw)``.
-    covariance_type : {"full", "diag"}
+    covariance_type : {"full", "tied", "diag", "spherical"}
     feature_names : list of str, optional
         Defaults to ``0, 1, ...``.
 
@@ -283,7 +321,9 @@ def parameter_matrix(
     -------
     names : list of str
         E.g. ``"weights[1]"``, ``"means[1, waiting]"``,
-        ``"correlations[1, waiting, eruptions]"``.
+        ``"correlations[1, waiting, eruptions]"``; shared ones without the
+        component (``"scales[waiting]"``), spherical ones without the
+        feature (``"scales[1]"``).
     matrix : ndarray of shape (..., n_parameters)
 
     Examples
@@ -294,24 +334,37 @@ def parameter_matrix(
     >>> names, matrix = parameter_matrix(p, "full", ["a", "b"])
     >>> names[:4], matrix.shape
     (['weights[0]', 'means[0, a]', 'means[0, b]', 'scales[0, a]'], (5, 12))
+    >>> parameter_matrix(p, "tied", ["a", "b"])[0][-3:]
+    ['scales[a]', 'scales[b]', 'correlations[b, a]']
     """
     batch = np.shape(parameters.weights)[:-1]
     n_components, n_features = np.shape(parameters.means)[-2:]
     features = [str(f) for f in (feature_names if feature_names is not None
                                  else range(n_features))]
     rows, cols = np.tril_indices(n_features, k=-1)
-    with_correlations = covariance_type == "full" and n_features > 1
-    correlations = parameters.correlations[..., rows, cols] if with_correlations else None
+    has_correlations = covariance_type in ("full", "tied") and n_features > 1
+    correlations = parameters.correlations[..., rows, cols] if has_correlations else None
+    pairs = [f"{features[i]}, {features[j]}" for i, j in zip(rows, cols, strict=True)]
     names, columns = [], []
     for k in range(n_components):
         if n_components > 1:
             names.append(f"weights[{k}]")
             columns.append(parameters.weights[..., k])
-        for block in ("means", "scales"):
-            names += [f"{block}[{k}, {f}]" for f in features]
-            columns += [getattr(parameters, block)[..., k, d] for d in range(n_features)]
-        if with_correlations:
-            names += [f"correlations[{k}, {features[i]}, {features[j]}]"
-                      for i, j in zip(rows, cols, strict=True)]
+        names += [f"means[{k}, {f}]" for f in features]
+        columns += [parameters.means[..., k, d] for d in range(n_features)]
+        if covariance_type == "spherical":
+            names.append(f"scales[{k}]")
+            columns.append(parameters.scales[..., k, 0])
+        elif covariance_type != "tied":
+            names += [f"scales[{k}, {f}]" for f in features]
+            columns += [parameters.scales[..., k, d] for d in range(n_features)]
+        if has_correlations and covariance_type == "full":
+            names += [f"correlations[{k}, {pair}]" for pair in pairs]
             columns += [correlations[..., k, t] for t in range(rows.size)]
+    if covariance_type == "tied":
+        names += [f"scales[{f}]" for f in features]
+        columns += [parameters.scales[..., 0, d] for d in range(n_features)]
+        if has_correlations:
+            names += [f"correlations[{pair}]" for pair in pairs]
+            columns += [correlations[..., 0, t] for t in range(rows.size)]
     return names, np.stack(columns, axis=-1).reshape(batch + (len(names),))

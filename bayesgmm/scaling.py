@@ -11,12 +11,22 @@ from typing import NamedTuple
 
 import numpy as np
 
+from bayesgmm.parameters import COVARIANCE_TYPES
 from bayesgmm.priors import GMMPriors, ResolvedPriors
 
-__all__ = ["COVARIANCE_TYPES", "ModelData", "bulk_mask", "model_scale", "standardization"]
+__all__ = [
+    "COVARIANCE_TYPES",
+    "SCALE_MODES",
+    "ModelData",
+    "bulk_mask",
+    "model_scale",
+    "standardization",
+]
 
-COVARIANCE_TYPES = ("full", "diag")
-"""Covariance structures of the Bayesian model (EM has more, see ``bayesgmm.em``)."""
+SCALE_MODES = {"full": "feature", "tied": "feature", "diag": "feature", "spherical": "common"}
+"""How each covariance structure may be standardised (see :func:`standardization`):
+a spherical component is spherical in the user's units only if every feature
+is divided by the same scale."""
 
 
 FAR_OUT_IQRS = 5.0
@@ -104,7 +114,9 @@ class ModelData(NamedTuple):
     resolved: ResolvedPriors
 
 
-def model_scale(values: np.ndarray, priors: GMMPriors, n_components: int) -> ModelData:
+def model_scale(
+    values: np.ndarray, priors: GMMPriors, n_components: int, covariance_type: str = "full"
+) -> ModelData:
     """Put already-checked data on the model's scale and resolve the priors.
 
     Parameters
@@ -113,13 +125,24 @@ def model_scale(values: np.ndarray, priors: GMMPriors, n_components: int) -> Mod
         Output of :func:`bayesgmm._checks.check_X`.
     priors : GMMPriors
     n_components : int
+    covariance_type : {"full", "tied", "diag", "spherical"}
+        ``"spherical"`` uses one common scale (:data:`SCALE_MODES`), and
+        its ``scale_scale`` must be one number.
 
     Returns
     -------
     ModelData
     """
-    centre, scale = standardization(values, "feature")
+    centre, scale = standardization(values, SCALE_MODES[covariance_type])
     resolved = priors.resolve(n_components, centre, scale)
+    if covariance_type == "spherical":
+        if np.ptp(resolved.scale_scale) > 0.0:
+            raise ValueError(
+                "covariance_type='spherical' has one scale per component, shared by "
+                "every feature, so it needs one scale_scale; got one per feature: "
+                f"{np.asarray(priors.scale_scale).tolist()}. Pass a single number."
+            )
+        resolved = resolved._replace(scale_scale=resolved.scale_scale[:1])
     if not priors.standardize:
         return ModelData(values, np.zeros_like(centre), np.ones_like(scale), resolved)
     return ModelData((values - centre) / scale, centre, scale, resolved)

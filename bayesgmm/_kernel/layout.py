@@ -53,6 +53,7 @@ class Field(IntEnum):
     LKJ_ETA = 4
     LKJ_CONSTANT = 5  # see bayesgmm._kernel.priors.lkj_log_normaliser
     DIRICHLET_CONSTANT = 6  # see bayesgmm._kernel.priors.dirichlet_constant
+    COVARIANCE_TYPE = 7  # position in bayesgmm.parameters.COVARIANCE_TYPES
 
 
 class Section(IntEnum):
@@ -61,7 +62,7 @@ class Section(IntEnum):
     WEIGHT_CONCENTRATION = 0  # (n_components,)
     MEAN_LOC = 1  # (n_features,)
     MEAN_SCALE = 2  # (n_features,)
-    SCALE_SCALE = 3  # (n_features,)
+    SCALE_SCALE = 3  # (n_features,), or (1,) for spherical
     TRIANGLE_ROWS = 4  # (n_triangle,) from bayesgmm.parameters.spiral_indices
     TRIANGLE_COLS = 5  # (n_triangle,)
     DATA = 6  # (n_samples, n_features), row-major

@@ -43,7 +43,8 @@ from bayesgmm._kernel.priors import (
     normal_means,
     simplex_gradient,
 )
-from bayesgmm.parameters import Layout, spiral_indices
+from bayesgmm._kernel.structures import component_covariances, pool_gradient
+from bayesgmm.parameters import COVARIANCE_TYPES, Layout, spiral_indices
 from bayesgmm.priors import SCALE_PRIORS, ResolvedPriors
 
 __all__ = [
@@ -59,6 +60,8 @@ OK = 0
 NON_FINITE_GRADIENT = 3
 NON_FINITE_DENSITY = 4
 
+TIED = COVARIANCE_TYPES.index("tied")
+
 
 def pack_block(
     X: np.ndarray, priors: ResolvedPriors, n_components: int, covariance_type: str
@@ -71,7 +74,7 @@ def pack_block(
         Data on the scale the model is fitted on.
     priors : ResolvedPriors
     n_components : int
-    covariance_type : {"full", "diag"}
+    covariance_type : {"full", "tied", "diag", "spherical"}
 
     Returns
     -------
@@ -80,6 +83,12 @@ def pack_block(
     """
     n_samples, n_features = X.shape
     layout = Layout(n_components, n_features, covariance_type)
+    if len(priors.scale_scale) != layout.scale_shape[1]:
+        raise ValueError(
+            f"covariance_type={covariance_type!r} needs {layout.scale_shape[1]} scale_scale "
+            f"values, got {len(priors.scale_scale)} (resolve priors with bayesgmm.scaling."
+            "model_scale)."
+        )
     concentration = np.asarray(priors.weight_concentration, dtype=np.float64)
     rows, cols = spiral_indices(n_features) if layout.n_triangle else (
         np.zeros(0), np.zeros(0)
@@ -94,6 +103,7 @@ def pack_block(
             lkj_log_normaliser(priors.lkj_eta, n_features) if layout.n_triangle else 0.0
         ),
         Field.DIRICHLET_CONSTANT: dirichlet_constant(concentration),
+        Field.COVARIANCE_TYPE: COVARIANCE_TYPES.index(covariance_type),
     }
     sections = {
         Section.WEIGHT_CONCENTRATION: concentration,
@@ -142,17 +152,35 @@ def logp_grad(theta, grad, block):
                                           block[Field.DIRICHLET_CONSTANT], 0.0)
     logp, means = normal_means(theta_means, grad_means, section(block, Section.MEAN_LOC),
                                section(block, Section.MEAN_SCALE), n_components, logp)
-    logp, scales = log_scales(theta_scales, grad_scales, section(block, Section.SCALE_SCALE),
-                              int(block[Field.SCALE_PRIOR]), n_components, logp)
-    logp, correlation_cholesky, row_norms = lkj_cholesky(
+    scale_scale = section(block, Section.SCALE_SCALE)
+    n_scale_sets = theta_scales.shape[0] // scale_scale.shape[0]
+    n_correlation_sets = 1 if int(block[Field.COVARIANCE_TYPE]) == TIED else n_components
+    logp, scale_sets = log_scales(theta_scales, grad_scales, scale_scale,
+                                  int(block[Field.SCALE_PRIOR]), n_scale_sets, logp)
+    logp, correlation_sets, norm_sets = lkj_cholesky(
         theta_correlations, grad_correlations, rows, cols, block[Field.LKJ_ETA],
-        block[Field.LKJ_CONSTANT], n_components, n_features, logp,
+        block[Field.LKJ_CONSTANT], n_correlation_sets, n_features, logp,
     )
+    scales, correlation_cholesky, row_norms = component_covariances(
+        scale_sets, correlation_sets, norm_sets, n_components)
     factors, log_component = covariance_factors(log_weights, scales, correlation_cholesky,
                                                 row_norms)
     logp, statistics = mixture_statistics(section(block, Section.DATA), means,
                                           factors.cholesky, log_component, logp)
-    mixture_gradient(grad_means, grad_scales, grad_correlations, statistics, factors, rows, cols)
+    shared = (n_scale_sets != n_components or scale_scale.shape[0] != n_features
+              or n_correlation_sets != n_components)
+    if not shared:
+        mixture_gradient(grad_means, grad_scales, grad_correlations, statistics, factors,
+                         rows, cols)
+    else:
+        component_scales = np.zeros(n_components * n_features)
+        component_correlations = np.zeros(n_components * rows.shape[0])
+        mixture_gradient(grad_means, component_scales, component_correlations, statistics,
+                         factors, rows, cols)
+        pool_gradient(component_scales, n_components, n_scale_sets, scale_scale.shape[0],
+                      grad_scales)
+        pool_gradient(component_correlations, n_components, n_correlation_sets,
+                      rows.shape[0], grad_correlations)
     simplex_gradient(grad_weights, concentration, statistics.counts,
                      int(block[Field.N_SAMPLES]), log_weights)
     return logp

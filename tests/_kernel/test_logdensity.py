@@ -75,6 +75,20 @@ CASES = [
     Case(1, 1, "full", "inverse_gamma", True),
     Case(4, 3, "full", "inverse_gamma", True, SPARSE_CONCENTRATION, lkj_eta=0.5),
     Case(3, 2, "full", "inverse_gamma", False, lkj_eta=1.0, theta_sd=5.0),
+    # Shared structures: one covariance for all components (tied), one scale per
+    # component (spherical); with K = 1, D = 1 and K = D, where the set counts coincide.
+    Case(3, 2, "tied", "inverse_gamma", True),
+    Case(2, 3, "tied", "half_normal", False, lkj_eta=0.5),
+    Case(3, 3, "tied", "lognormal", True, (1.0, 30.0, 2.0)),
+    Case(1, 2, "tied", "exponential", True),
+    Case(2, 1, "tied", "inverse_gamma", False),
+    Case(4, 4, "tied", "inverse_gamma", True, SPARSE_CONCENTRATION, lkj_eta=0.5, theta_sd=5.0),
+    Case(3, 2, "spherical", "inverse_gamma", True),
+    Case(2, 3, "spherical", "half_normal", False),
+    Case(3, 3, "spherical", "lognormal", True, (0.5, 2.0, 10.0)),
+    Case(1, 2, "spherical", "exponential", True),
+    Case(2, 1, "spherical", "inverse_gamma", False),
+    Case(4, 3, "spherical", "inverse_gamma", True, SPARSE_CONCENTRATION, theta_sd=5.0),
 ]
 
 # Same formulas in a different summation order: agreement to ~1e-12 relative.
@@ -100,10 +114,10 @@ def case_data(n_features, rng):
     return np.column_stack([faithful.to_numpy(), extra])
 
 
-def model_values(X, priors, n_components):
+def model_values(X, priors, n_components, covariance_type="full"):
     """The data on the model's scale and the resolved priors, as the model sees them."""
     values, _, _, resolved = model_scale(check_X(X, n_components=n_components).values,
-                                         priors, n_components)
+                                         priors, n_components, covariance_type)
     return values, resolved
 
 
@@ -149,7 +163,7 @@ def test_matches_pymc_logp_and_gradient(rng, case):
     priors = GMMPriors(scale_prior=case.scale_prior, standardize=case.standardize,
                        weight_concentration=case.weight_concentration, lkj_eta=case.lkj_eta)
     model = build_model(X, case.n_components, priors, case.covariance_type)
-    values, resolved = model_values(X, priors, case.n_components)
+    values, resolved = model_values(X, priors, case.n_components, case.covariance_type)
     block = pack_block(values, resolved, case.n_components, case.covariance_type)
     layout = Layout(case.n_components, case.n_features, case.covariance_type)
     point = model.initial_point()
@@ -161,11 +175,12 @@ def test_matches_pymc_logp_and_gradient(rng, case):
                   FAR_TAIL_GRAD_TOLERANCE if far_tail else 0.0)
 
 
-def test_gradient_matches_finite_differences(rng):
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_gradient_matches_finite_differences(rng, covariance_type):
     X = case_data(3, rng)
-    values, resolved = model_values(X, GMMPriors(), 3)
-    block = pack_block(values, resolved, 3, "full")
-    theta = rng.normal(scale=0.5, size=Layout(3, 3, "full").size)
+    values, resolved = model_values(X, GMMPriors(), 3, covariance_type)
+    block = pack_block(values, resolved, 3, covariance_type)
+    theta = rng.normal(scale=0.5, size=Layout(3, 3, covariance_type).size)
     _, grad = logp_and_grad(theta, block)
     step = 1e-6
     numeric = np.array([
