@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from bayesgmm import BayesianGMM, GMMPriors, GaussianMixtureEM, build_model, load
+from bayesgmm import BayesianGMM, GaussianMixtureEM, GMMPriors, build_model, load
 from bayesgmm._kernel import logp_and_grad
 from bayesgmm.datasets import load_faithful, make_mixture
 from bayesgmm.fitting import prepare_problem

@@ -7,6 +7,12 @@ is scored (E-step) and immediately folded into the sufficient statistics of
 the M-step, so memory stays at ``O(chunk_size * n_components * n_features)``
 beyond the data itself, and no ``(n_samples, n_components)`` matrix is kept.
 
+A state may carry a uniform noise component (:class:`NoiseComponent`, R's
+mclust ``noise``): one more column of the log joint matrix, a constant
+``log(weight / V)``.  The E-step gives its responsibilities; the M-step sets
+its weight to their mean and fits the Gaussian components from their own
+columns only.  It is still EM, so the log-likelihood never decreases.
+
 The arithmetic follows scikit-learn's ``GaussianMixture`` term by term (same
 ``nk`` guard of ``10 * eps``, same log-determinant from the Cholesky factor of
 the precision), so that from identical parameters both produce the same
@@ -24,9 +30,11 @@ from bayesgmm.gaussian import normalize
 
 __all__ = [
     "EMState",
+    "NoiseComponent",
     "StepInfo",
     "EMRun",
     "DEFAULT_CHUNK_SIZE",
+    "add_noise_component",
     "weighted_log_prob",
     "log_prob_and_responsibilities",
     "sufficient_statistics",
@@ -40,24 +48,67 @@ __all__ = [
 DEFAULT_CHUNK_SIZE = 2048
 
 
+class NoiseComponent(NamedTuple):
+    """The uniform noise component of a mixture (see :mod:`bayesgmm.noise`).
+
+    Attributes
+    ----------
+    weight : float
+        Its mixture weight, re-estimated by every M-step.
+    log_density : float
+        ``log(1 / V)`` on the scale of the data EM runs on; fixed.
+    """
+
+    weight: float
+    log_density: float
+
+
 class EMState(NamedTuple):
     """Parameters of a Gaussian mixture, in scikit-learn's shapes.
 
     Attributes
     ----------
     weights : ndarray of shape (n_components,)
+        Gaussian weights; they sum to ``1 - noise.weight`` beside a noise
+        component, to one otherwise.
     means : ndarray of shape (n_components, n_features)
     covariances : ndarray or None
         Shape depends on the covariance family; ``None`` only when the state
         was built from user precisions and no M-step has run yet.
     precisions_cholesky : ndarray
         Shape depends on the covariance family.
+    noise : NoiseComponent or None
+        The uniform noise component, the last column of every responsibility
+        matrix; ``None`` for a purely Gaussian mixture.
     """
 
     weights: np.ndarray
     means: np.ndarray
     covariances: np.ndarray | None
     precisions_cholesky: np.ndarray
+    noise: NoiseComponent | None = None
+
+
+def add_noise_component(state: EMState, weight: float, log_density: float) -> EMState:
+    """Give a Gaussian mixture a noise component, shrinking the Gaussian weights.
+
+    Parameters
+    ----------
+    state : EMState
+        Without a noise component.
+    weight : float
+        Weight of the noise, in ``[0, 1)``; the Gaussian weights are scaled
+        by ``1 - weight``.
+    log_density : float
+        ``log(1 / V)`` on the scale of the data EM runs on.
+
+    Returns
+    -------
+    EMState
+    """
+    return state._replace(
+        weights=state.weights * (1.0 - weight), noise=NoiseComponent(weight, log_density)
+    )
 
 
 class StepInfo(NamedTuple):
@@ -110,12 +161,18 @@ def weighted_log_prob(X, state: EMState, covariance_type: str) -> np.ndarray:
 
     Returns
     -------
-    ndarray of shape (n_samples, n_components)
+    ndarray of shape (n_samples, n_components), or (n_samples, n_components + 1)
+        With a noise component, its ``log(weight / V)`` is the last column.
     """
     family = get_family(covariance_type)
     with np.errstate(divide="ignore"):
         log_weights = np.log(state.weights)
-    return family.log_gaussian(X, state.means, state.precisions_cholesky) + log_weights
+    gaussian = family.log_gaussian(X, state.means, state.precisions_cholesky) + log_weights
+    if state.noise is None:
+        return gaussian
+    with np.errstate(divide="ignore"):
+        log_noise = np.log(state.noise.weight) + state.noise.log_density
+    return np.column_stack([gaussian, np.full(X.shape[0], log_noise)])
 
 
 def log_prob_and_responsibilities(
@@ -134,7 +191,9 @@ def log_prob_and_responsibilities(
     log_norm : ndarray of shape (n_samples,)
         ``log p(x_i)`` under the mixture.
     responsibilities : ndarray of shape (n_samples, n_components)
-        Posterior component probabilities; each row sums to one.
+        Posterior component probabilities; each row sums to one.  With a
+        noise component there are ``n_components + 1`` columns, the noise
+        last.
     """
     return normalize(weighted_log_prob(X, state, covariance_type))
 
@@ -142,9 +201,12 @@ def log_prob_and_responsibilities(
 class SufficientStatistics(NamedTuple):
     """Responsibility-weighted sums collected over the data.
 
-    ``second_moments`` are about the origin, except for components with a
-    row in ``shift`` (see :func:`centre_far_components`), whose second
-    moments are about that point.
+    ``counts``, ``first_moments`` and ``second_moments`` are over the
+    Gaussian components only.  ``second_moments`` are about the origin,
+    except for components with a row in ``shift`` (see
+    :func:`centre_far_components`), whose second moments are about that
+    point.  ``noise_count`` is the summed responsibility of the noise
+    component, ``None`` without one.
     """
 
     counts: np.ndarray
@@ -152,6 +214,7 @@ class SufficientStatistics(NamedTuple):
     second_moments: np.ndarray
     total_log_likelihood: float
     shift: np.ndarray | None = None
+    noise_count: float | None = None
 
 
 LOST_DIGITS_LIMIT = 1e6
@@ -242,6 +305,18 @@ def centre_far_components(
     return statistics._replace(second_moments=second, shift=shift)
 
 
+def _gaussian_second_moments(family, block, responsibilities, beside_noise: bool):
+    """The family's second-moment statistic of one chunk, over the Gaussian columns.
+
+    The pooled (tied) statistic is ``X^T X`` because a row's Gaussian
+    responsibilities sum to one; beside a noise component they sum to the
+    row's Gaussian share, which then weights the row.
+    """
+    if family.pooled and beside_noise:
+        return block.T @ (block * responsibilities.sum(axis=1, keepdims=True))
+    return family.second_moments(block, responsibilities)
+
+
 def sufficient_statistics(
     X,
     covariance_type: str,
@@ -260,7 +335,11 @@ def sufficient_statistics(
     X : ndarray of shape (n_samples, n_features)
     covariance_type : str
     state : EMState, optional
+        With a noise component, the statistics of the Gaussian components
+        use their own responsibility columns and ``noise_count`` sums the
+        noise column.
     responsibilities : ndarray of shape (n_samples, n_components), optional
+        Gaussian components only, each row summing to one.
     chunk_size : int
         Rows per chunk; trades Python overhead against cache use.
 
@@ -270,30 +349,40 @@ def sufficient_statistics(
         ``total_log_likelihood`` is ``nan`` when responsibilities were given.
     """
     family = get_family(covariance_type)
-    n_samples = X.shape[0]
+    beside_noise = state is not None and state.noise is not None
     counts = first = second = None
+    noise_count = 0.0 if beside_noise else None
     total_log_likelihood = 0.0 if state is not None else np.nan
-    for rows in _chunks(n_samples, chunk_size):
+    for rows in _chunks(X.shape[0], chunk_size):
         block = X[rows]
         if state is not None:
             log_norm, resp = log_prob_and_responsibilities(block, state, covariance_type)
             total_log_likelihood += float(log_norm.sum())
         else:
             resp = responsibilities[rows]
+        if beside_noise:
+            noise_count += float(resp[:, -1].sum())
+            resp = resp[:, :-1]
         chunk_counts = resp.sum(axis=0)
         chunk_first = resp.T @ block
-        chunk_second = family.second_moments(block, resp)
+        chunk_second = _gaussian_second_moments(family, block, resp, beside_noise)
         if counts is None:
             counts, first, second = chunk_counts, chunk_first, chunk_second
         else:
             counts += chunk_counts
             first += chunk_first
             second += chunk_second
-    return SufficientStatistics(counts, first, second, total_log_likelihood)
+    return SufficientStatistics(
+        counts, first, second, total_log_likelihood, noise_count=noise_count
+    )
 
 
 def maximization(
-    statistics: SufficientStatistics, covariance_type: str, reg_covar: float
+    statistics: SufficientStatistics,
+    covariance_type: str,
+    reg_covar: float,
+    *,
+    noise: NoiseComponent | None = None,
 ) -> EMState:
     """M-step: parameters from sufficient statistics.
 
@@ -303,6 +392,10 @@ def maximization(
     covariance_type : str
     reg_covar : float
         Added to the diagonal of every covariance.
+    noise : NoiseComponent, optional
+        The noise component of the state the statistics were collected
+        under: its density is kept and its weight becomes its share of the
+        responsibilities, ``noise_count / n_samples``.
 
     Returns
     -------
@@ -314,7 +407,11 @@ def maximization(
     about = means if statistics.shift is None else means - statistics.shift
     covariances = family.covariances(statistics.second_moments, nk, about, reg_covar)
     precisions_cholesky = family.precisions_cholesky(covariances, reg_covar)
-    return EMState(nk / nk.sum(), means, covariances, precisions_cholesky)
+    if noise is None:
+        return EMState(nk / nk.sum(), means, covariances, precisions_cholesky)
+    total = nk.sum() + statistics.noise_count
+    noise = noise._replace(weight=statistics.noise_count / total)
+    return EMState(nk / total, means, covariances, precisions_cholesky, noise)
 
 
 def state_from_responsibilities(
@@ -378,7 +475,7 @@ def em_step(
     statistics = centre_far_components(
         X, statistics, covariance_type, reg_covar, state=state, chunk_size=chunk_size
     )
-    new_state = maximization(statistics, covariance_type, reg_covar)
+    new_state = maximization(statistics, covariance_type, reg_covar, noise=state.noise)
     return new_state, StepInfo(statistics.total_log_likelihood / X.shape[0])
 
 

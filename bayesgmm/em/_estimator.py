@@ -9,16 +9,35 @@ user's units.  Consequently ``reg_covar`` is *relative* to each feature's
 variance; on data that already has unit variance both libraries add the same
 amount.  This is what makes fits on data in units of 1e-6 or 1e6 correct
 rather than dominated (or ignored) by an absolute ``reg_covar``.
+
+Noise component (``noise=True``, R's mclust ``noise``; Banfield & Raftery
+1993): a uniform density ``1 / V`` beside the Gaussians, defined in
+:mod:`bayesgmm.noise`.  Decisions:
+
+* Start (mclust's ``initialization = list(noise = ...)``, seeded as its
+  documentation advises from nearest-neighbour cleaning, Byers & Raftery
+  1998): a point starts as noise when its k-nearest-neighbour density
+  estimate is below ``1 / V``, the noise density at full weight.  The usual
+  initialiser fits the Gaussian components to the other points, and the
+  noise starts with the share of points it took (see :func:`noise_start`).
+  The neighbours use no randomness, so a fit stays deterministic under
+  ``random_state``.  Without this, k-means++ seeds a centre on the scattered
+  points and one Gaussian spans the real clusters.
+* ``sample`` draws noise points uniformly from a box of volume ``V``: the
+  training data's bounding box, or, with a user ``noise_volume``, a box
+  with the same centre and aspect ratio scaled to that volume.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.neighbors import NearestNeighbors
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from bayesgmm._checks import as_generator, check_n_components, check_number, check_X
@@ -26,15 +45,144 @@ from bayesgmm.em import _criteria
 from bayesgmm.em._algorithm import (
     DEFAULT_CHUNK_SIZE,
     EMState,
+    add_noise_component,
     log_prob_and_responsibilities,
     run_em,
     state_from_responsibilities,
 )
 from bayesgmm.em._covariance import CovarianceError, get_family
 from bayesgmm.em._initialization import INIT_METHODS, initial_responsibilities
+from bayesgmm.noise import (
+    NOISE_LABEL,
+    check_noise_volume,
+    log_bounding_box_volume,
+    log_noise_density,
+)
 from bayesgmm.scaling import standardization
 
-__all__ = ["GaussianMixtureEM", "reference_em"]
+__all__ = [
+    "GaussianMixtureEM",
+    "NoiseRegion",
+    "NoiseStart",
+    "noise_region",
+    "noise_start",
+    "reference_em",
+]
+
+NOISE_START_NEIGHBOURS = 10
+"""``k`` of the k-nearest-neighbour density that picks the points starting as noise."""
+
+MIN_START_NOISE_WEIGHT = 0.01
+"""Smallest starting noise weight: EM cannot raise a weight that starts at zero."""
+
+
+class NoiseRegion(NamedTuple):
+    """The region of a noise component, in the user's units.
+
+    Attributes
+    ----------
+    log_volume : float
+        ``log V``; the noise density is ``1 / V`` everywhere.
+    lower, upper : ndarray of shape (n_features,)
+        Corners of the box of volume ``V`` that noise points are sampled from.
+    """
+
+    log_volume: float
+    lower: np.ndarray
+    upper: np.ndarray
+
+
+class NoiseStart(NamedTuple):
+    """How EM with a noise component starts.
+
+    Attributes
+    ----------
+    log_density : float
+        ``log(1 / V)`` on the scale EM runs on.
+    points : ndarray of bool, shape (n_samples,)
+        Points that start as noise; the Gaussian initialiser sees the others.
+    weight : float
+        Starting noise weight: the share of ``points``, at least
+        :data:`MIN_START_NOISE_WEIGHT`.
+    """
+
+    log_density: float
+    points: np.ndarray
+    weight: float
+
+
+def noise_start(Z: np.ndarray, log_density: float, n_components: int) -> NoiseStart:
+    """Pick the points that start as noise: sparser than the noise at full weight.
+
+    The density at a point is estimated as ``k / (n * ball(r_k))``, with
+    ``r_k`` the distance to its ``k``-th nearest neighbour
+    (:data:`NOISE_START_NEIGHBOURS`; Loftsgaarden & Quesenberry 1965); the
+    point starts as noise when that is below ``1 / V``.  Should fewer than
+    ``n_components`` points remain, none starts as noise.
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n_samples, n_features)
+        Data on the scale EM runs on.
+    log_density : float
+        ``log(1 / V)`` on that scale.
+    n_components : int
+
+    Returns
+    -------
+    NoiseStart
+    """
+    n_samples, n_features = Z.shape
+    n_neighbours = min(NOISE_START_NEIGHBOURS, n_samples - 1)
+    points = np.zeros(n_samples, dtype=bool)
+    if n_neighbours > 0:
+        distances = NearestNeighbors(n_neighbors=n_neighbours).fit(Z).kneighbors()[0]
+        log_unit_ball = 0.5 * n_features * math.log(math.pi) - math.lgamma(0.5 * n_features + 1)
+        with np.errstate(divide="ignore"):
+            log_radius = np.log(distances[:, -1])
+        log_estimate = (
+            math.log(n_neighbours / n_samples) - log_unit_ball - n_features * log_radius
+        )
+        points = log_estimate < log_density
+    if n_samples - np.count_nonzero(points) < n_components:
+        points[:] = False
+    weight = max(np.count_nonzero(points) / n_samples, MIN_START_NOISE_WEIGHT)
+    return NoiseStart(log_density, points, weight)
+
+
+def noise_region(values: np.ndarray, noise_volume: float | None) -> NoiseRegion:
+    """The noise component's volume and sampling box for the training data.
+
+    Parameters
+    ----------
+    values : ndarray of shape (n_samples, n_features)
+        Checked training data, in the user's units.
+    noise_volume : float or None
+        ``None``: the data's bounding box.  A number: that volume, as a box
+        with the bounding box's centre and aspect ratio (a cube for a single
+        row, whose box is flat).
+
+    Returns
+    -------
+    NoiseRegion
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> values = np.array([[0.0, 0.0], [1.0, 4.0]])
+    >>> region = noise_region(values, 16.0)
+    >>> region.lower.round(9).tolist(), region.upper.round(9).tolist()
+    ([-0.5, -2.0], [1.5, 6.0])
+    """
+    low, high = values.min(axis=0), values.max(axis=0)
+    if noise_volume is None:
+        return NoiseRegion(log_bounding_box_volume(values), low, high)
+    log_volume = float(np.log(noise_volume))
+    log_sides = np.log(np.where(high > low, high - low, 1.0))
+    log_sides += (log_volume - log_sides.sum()) / len(log_sides)
+    half_sides = 0.5 * np.exp(log_sides)
+    centre = 0.5 * low + 0.5 * high
+    return NoiseRegion(log_volume, centre - half_sides, centre + half_sides)
 
 
 class GaussianMixtureEM(DensityMixin, BaseEstimator):
@@ -66,7 +214,8 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         by Lloyd's algorithm, k-means++ seeds with nearest-seed assignment,
         random responsibilities, or random data points as seeds.
     weights_init : array-like of shape (n_components,), optional
-        User-given starting weights.
+        User-given starting weights, summing to one; with ``noise=True``
+        they are scaled by one minus the starting noise weight.
     means_init : array-like of shape (n_components, n_features), optional
         User-given starting means, in data units.
     precisions_init : array-like, optional
@@ -76,10 +225,28 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         Seed of the single generator used for every initialisation.
     chunk_size : int, default=2048
         Rows processed per block; only memory and speed depend on it.
+    noise : bool, default=False
+        Add a uniform noise component of density ``1 / V`` (R's mclust
+        ``noise``), so that scattered outliers need no Gaussian of their
+        own: ``p(x) = noise_weight_ / V + sum_k weights_[k] N(x | ...)``.
+        ``predict`` labels the points it takes ``-1``
+        (:data:`bayesgmm.noise.NOISE_LABEL`) and ``predict_proba`` gives it
+        a last column.  EM starts it from the points sparser than ``1 / V``
+        (module notes).
+    noise_volume : float, optional
+        ``V``, the hypervolume of the region the noise is spread over, in
+        the data's units (mclust's ``1 / Vinv``); only with ``noise=True``.
+        Default: the bounding box of the training data.
 
     Attributes
     ----------
     weights_ : ndarray of shape (n_components,)
+        Gaussian weights; ``weights_.sum() + noise_weight_ == 1``.
+    noise_weight_ : float
+        Weight of the noise component; 0.0 when fitted without one.
+    noise_log_volume_ : float or None
+        ``log V`` in the data's units, used to score new points too; None
+        when fitted without noise.
     means_ : ndarray of shape (n_components, n_features)
     covariances_ : ndarray
     precisions_ : ndarray
@@ -118,6 +285,8 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         precisions_init=None,
         random_state=None,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
+        noise: bool = False,
+        noise_volume: float | None = None,
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -131,6 +300,8 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         self.precisions_init = precisions_init
         self.random_state = random_state
         self.chunk_size = chunk_size
+        self.noise = noise
+        self.noise_volume = noise_volume
 
     # ------------------------------------------------------------ checks
     def _check_parameters(self) -> None:
@@ -144,6 +315,14 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         if self.init_params not in INIT_METHODS:
             raise ValueError(
                 f"init_params must be one of {INIT_METHODS}, got {self.init_params!r}."
+            )
+        if not isinstance(self.noise, (bool, np.bool_)):
+            raise TypeError(f"noise must be True or False, got {self.noise!r}.")
+        check_noise_volume(self.noise_volume)
+        if self.noise_volume is not None and not self.noise:
+            raise ValueError(
+                "noise_volume is the volume of the noise component, which is only "
+                "fitted with noise=True. Pass noise=True as well, or drop noise_volume."
             )
 
     def _user_initial_values(self, n_features, centre, scale):
@@ -188,7 +367,13 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
             )
         return weights, means, precisions_cholesky
 
-    def _initial_state(self, Z, rng, user_values) -> EMState:
+    def _initial_state(self, Z, rng, user_values, start: NoiseStart | None) -> EMState:
+        if start is None:
+            return self._initial_gaussian_state(Z, rng, user_values)
+        state = self._initial_gaussian_state(Z[~start.points], rng, user_values)
+        return add_noise_component(state, start.weight, start.log_density)
+
+    def _initial_gaussian_state(self, Z, rng, user_values) -> EMState:
         weights, means, precisions_cholesky = user_values
         if all(value is not None for value in user_values):
             return EMState(weights, means, None, precisions_cholesky)
@@ -242,18 +427,23 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         validate_data(self, X, skip_check_array=True, reset=True)
         family = get_family(self.covariance_type)
         centre, scale = standardization(checked.values, family.scale_mode)
+        region = noise_region(checked.values, self.noise_volume) if self.noise else None
         # check_X returns a fresh array, so standardising in place is safe.
         Z = checked.values
         Z -= centre
         Z /= scale
         user_values = self._user_initial_values(Z.shape[1], centre, scale)
+        start = (
+            None if region is None else
+            noise_start(Z, log_noise_density(region.log_volume, scale), self.n_components)
+        )
         rng = as_generator(self.random_state)
         best, failures = None, []
         for init_rng in rng.spawn(self.n_init):
             try:
                 run = run_em(
                     Z,
-                    self._initial_state(Z, init_rng, user_values),
+                    self._initial_state(Z, init_rng, user_values, start),
                     covariance_type=self.covariance_type,
                     reg_covar=self.reg_covar,
                     tol=self.tol,
@@ -267,24 +457,27 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
                 best = run
         if best is None:
             raise failures[0]
-        self._store(best, centre, scale)
+        self._store(best, centre, scale, region)
         if not best.converged and self.max_iter > 0:
-            change = (
-                abs(best.log_likelihoods[-1] - best.log_likelihoods[-2])
-                if best.n_iter > 1 else math.inf
-            )
-            warnings.warn(
-                f"EM did not converge: after max_iter={self.max_iter} iterations of "
-                f"the best of n_init={self.n_init} initialisations the mean "
-                f"log-likelihood still changed by {change:.3g} (tol={self.tol:g}). "
-                "Increase max_iter or tol, try more n_init, or check for "
-                "duplicated or degenerate rows.",
-                ConvergenceWarning,
-                stacklevel=3,
-            )
+            self._warn_not_converged(best)
         return self
 
-    def _store(self, run, centre, scale):
+    def _warn_not_converged(self, run) -> None:
+        change = (
+            abs(run.log_likelihoods[-1] - run.log_likelihoods[-2])
+            if run.n_iter > 1 else math.inf
+        )
+        warnings.warn(
+            f"EM did not converge: after max_iter={self.max_iter} iterations of "
+            f"the best of n_init={self.n_init} initialisations the mean "
+            f"log-likelihood still changed by {change:.3g} (tol={self.tol:g}). "
+            "Increase max_iter or tol, try more n_init, or check for "
+            "duplicated or degenerate rows.",
+            ConvergenceWarning,
+            stacklevel=4,
+        )
+
+    def _store(self, run, centre, scale, region):
         family = get_family(self.covariance_type)
         state = run.state
         if state.covariances is None:
@@ -294,6 +487,9 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         self._state, self._centre, self._scale = state, centre, scale
         log_jacobian = float(np.log(scale).sum())
         self.weights_ = state.weights.copy()
+        self.noise_weight_ = 0.0 if state.noise is None else float(state.noise.weight)
+        self.noise_log_volume_ = None if region is None else region.log_volume
+        self._noise_region = region
         self.means_ = centre + state.means * scale
         self.covariances_ = family.rescale_covariances(state.covariances, scale)
         self.precisions_cholesky_ = family.rescale_precisions_cholesky(
@@ -323,6 +519,9 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
 
     def score_samples(self, X):
         """Log density of every point under the fitted mixture, in data units.
+
+        With a noise component it includes ``noise_weight_ / V``, with the
+        training ``V`` (``noise_log_volume_``).
 
         Parameters
         ----------
@@ -358,6 +557,8 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         Returns
         -------
         ndarray of shape (n_samples, n_components)
+            Fitted with ``noise=True``: shape (n_samples, n_components + 1),
+            the noise component's probability last.
         """
         return self._log_norm_and_responsibilities(X)[1]
 
@@ -371,11 +572,20 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         Returns
         -------
         ndarray of shape (n_samples,)
+            ``-1`` (:data:`bayesgmm.noise.NOISE_LABEL`) where the noise
+            component is the most probable.
         """
-        return self.predict_proba(X).argmax(axis=1)
+        labels = self.predict_proba(X).argmax(axis=1)
+        labels[labels == len(self.weights_)] = NOISE_LABEL
+        return labels
 
     def sample(self, n_samples: int = 1):
         """Draw points from the fitted mixture.
+
+        Noise points (with ``noise=True``) are uniform on a box of volume
+        ``V``: the training data's bounding box, or with a user
+        ``noise_volume`` the box of that volume with the bounding box's
+        centre and aspect ratio.
 
         Parameters
         ----------
@@ -386,12 +596,14 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         X : ndarray of shape (n_samples, n_features)
         labels : ndarray of shape (n_samples,)
             Component of every drawn point, grouped by component as in
-            scikit-learn.
+            scikit-learn; noise points, labelled ``-1``, come last.
         """
         check_is_fitted(self)
         check_number("n_samples", n_samples, low=1, integer=True)
         rng = as_generator(self.random_state)
-        counts = rng.multinomial(n_samples, self.weights_)
+        region = self._noise_region
+        weights = self.weights_ if region is None else np.append(self.weights_, self.noise_weight_)
+        counts = rng.multinomial(n_samples, weights)
         covariances = get_family(self.covariance_type).dense(
             self.covariances_, self.n_components, self.means_.shape[1]
         )
@@ -399,29 +611,44 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
             rng.multivariate_normal(mean, covariance, size=count)
             for mean, covariance, count in zip(self.means_, covariances, counts)
         ]
-        labels = np.repeat(np.arange(self.n_components), counts)
-        return np.vstack(draws), labels
+        labels = np.repeat(np.arange(self.n_components), counts[: self.n_components])
+        if region is None:
+            return np.vstack(draws), labels
+        noise_draws = rng.uniform(region.lower, region.upper, size=(counts[-1], len(region.lower)))
+        return (
+            np.vstack([*draws, noise_draws]),
+            np.append(labels, np.full(counts[-1], NOISE_LABEL)),
+        )
 
     # ------------------------------------------------------------ criteria
     def _n_parameters(self) -> int:
-        return _criteria.n_parameters(
+        gaussian = _criteria.n_parameters(
             self.covariance_type, self.n_components, self.means_.shape[1]
         )
+        return gaussian + int(self._noise_region is not None)
 
     def bic(self, X) -> float:
-        """Bayesian information criterion on ``X`` (lower is better)."""
+        """Bayesian information criterion on ``X`` (lower is better).
+
+        A noise component counts as one more free parameter (its weight);
+        ``V`` is fixed.
+        """
         log_norm = self.score_samples(X)
         return _criteria.bic(float(log_norm.sum()), self._n_parameters(), len(log_norm))
 
     def aic(self, X) -> float:
-        """Akaike information criterion on ``X`` (lower is better)."""
+        """Akaike information criterion on ``X`` (lower is better).
+
+        Counts a noise component's weight as in :meth:`bic`.
+        """
         return _criteria.aic(float(self.score_samples(X).sum()), self._n_parameters())
 
     def icl(self, X) -> float:
         """Integrated completed likelihood on ``X`` (lower is better).
 
         ``BIC + 2 * sum_i -log tau_{i, z_i}`` with hard MAP assignments, as
-        in mclust (whose sign is flipped: there, higher is better).
+        in mclust (whose sign is flipped: there, higher is better); with a
+        noise component, over its ``n_components + 1`` responsibilities.
         """
         log_norm, responsibilities = self._log_norm_and_responsibilities(X)
         bic = _criteria.bic(float(log_norm.sum()), self._n_parameters(), len(log_norm))
