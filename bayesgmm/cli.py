@@ -32,8 +32,8 @@ from rich.table import Table
 
 from bayesgmm._checks import SEED_LIMIT
 from bayesgmm._version import __version__
-from bayesgmm.parameters import COVARIANCE_TYPES
 from bayesgmm.em import em_grid
+from bayesgmm.parameters import COVARIANCE_TYPES
 
 __all__ = ["main", "UserError"]
 
