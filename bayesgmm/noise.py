@@ -26,9 +26,18 @@ Decisions:
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
-__all__ = ["NOISE_LABEL", "check_noise_volume", "log_bounding_box_volume", "log_noise_density"]
+__all__ = [
+    "NOISE_LABEL",
+    "NoiseRegion",
+    "check_noise_volume",
+    "log_bounding_box_volume",
+    "log_noise_density",
+    "noise_region",
+]
 
 NOISE_LABEL = -1
 """Label of points whose most probable component is the noise."""
@@ -60,7 +69,7 @@ def log_bounding_box_volume(values: np.ndarray) -> float:
     Parameters
     ----------
     values : ndarray of shape (n_samples, n_features)
-        Checked data.
+        Checked data; missing values (NaN) are ignored.
 
     Returns
     -------
@@ -72,7 +81,7 @@ def log_bounding_box_volume(values: np.ndarray) -> float:
         When a column has no spread, so the box is flat (give
         ``noise_volume``).
     """
-    ranges = np.ptp(values, axis=0)
+    ranges = np.nanmax(values, axis=0) - np.nanmin(values, axis=0)
     if np.any(ranges <= 0.0):
         raise ValueError(
             "The noise component needs the data's bounding box, but a column has no "
@@ -100,3 +109,54 @@ def log_noise_density(log_volume: float, scale: np.ndarray | None = None) -> flo
     if scale is not None:
         log_volume = log_volume - float(np.log(scale).sum())
     return -float(log_volume)
+
+
+class NoiseRegion(NamedTuple):
+    """The region of a noise component, in the user's units.
+
+    Attributes
+    ----------
+    log_volume : float
+        ``log V``; the noise density is ``1 / V`` everywhere.
+    lower, upper : ndarray of shape (n_features,)
+        Corners of the box of volume ``V`` that noise points are sampled from.
+    """
+
+    log_volume: float
+    lower: np.ndarray
+    upper: np.ndarray
+
+
+def noise_region(values: np.ndarray, noise_volume: float | None) -> NoiseRegion:
+    """The noise component's volume and sampling box for the training data.
+
+    Parameters
+    ----------
+    values : ndarray of shape (n_samples, n_features)
+        Checked training data, in the user's units.
+    noise_volume : float or None
+        ``None``: the data's bounding box.  A number: that volume, as a box
+        with the bounding box's centre and aspect ratio (a cube for a single
+        row, whose box is flat).
+
+    Returns
+    -------
+    NoiseRegion
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> values = np.array([[0.0, 0.0], [1.0, 4.0]])
+    >>> region = noise_region(values, 16.0)
+    >>> region.lower.round(9).tolist(), region.upper.round(9).tolist()
+    ([-0.5, -2.0], [1.5, 6.0])
+    """
+    low, high = np.nanmin(values, axis=0), np.nanmax(values, axis=0)
+    if noise_volume is None:
+        return NoiseRegion(log_bounding_box_volume(values), low, high)
+    log_volume = float(np.log(noise_volume))
+    log_sides = np.log(np.where(high > low, high - low, 1.0))
+    log_sides += (log_volume - log_sides.sum()) / len(log_sides)
+    half_sides = 0.5 * np.exp(log_sides)
+    centre = 0.5 * low + 0.5 * high
+    return NoiseRegion(log_volume, centre - half_sides, centre + half_sides)

@@ -52,19 +52,12 @@ from bayesgmm.em._algorithm import (
 )
 from bayesgmm.em._covariance import CovarianceError, get_family
 from bayesgmm.em._initialization import INIT_METHODS, initial_responsibilities
-from bayesgmm.noise import (
-    NOISE_LABEL,
-    check_noise_volume,
-    log_bounding_box_volume,
-    log_noise_density,
-)
+from bayesgmm.noise import NOISE_LABEL, check_noise_volume, log_noise_density, noise_region
 from bayesgmm.scaling import standardization
 
 __all__ = [
     "GaussianMixtureEM",
-    "NoiseRegion",
     "NoiseStart",
-    "noise_region",
     "noise_start",
     "reference_em",
 ]
@@ -74,22 +67,6 @@ NOISE_START_NEIGHBOURS = 10
 
 MIN_START_NOISE_WEIGHT = 0.01
 """Smallest starting noise weight: EM cannot raise a weight that starts at zero."""
-
-
-class NoiseRegion(NamedTuple):
-    """The region of a noise component, in the user's units.
-
-    Attributes
-    ----------
-    log_volume : float
-        ``log V``; the noise density is ``1 / V`` everywhere.
-    lower, upper : ndarray of shape (n_features,)
-        Corners of the box of volume ``V`` that noise points are sampled from.
-    """
-
-    log_volume: float
-    lower: np.ndarray
-    upper: np.ndarray
 
 
 class NoiseStart(NamedTuple):
@@ -148,41 +125,6 @@ def noise_start(Z: np.ndarray, log_density: float, n_components: int) -> NoiseSt
         points[:] = False
     weight = max(np.count_nonzero(points) / n_samples, MIN_START_NOISE_WEIGHT)
     return NoiseStart(log_density, points, weight)
-
-
-def noise_region(values: np.ndarray, noise_volume: float | None) -> NoiseRegion:
-    """The noise component's volume and sampling box for the training data.
-
-    Parameters
-    ----------
-    values : ndarray of shape (n_samples, n_features)
-        Checked training data, in the user's units.
-    noise_volume : float or None
-        ``None``: the data's bounding box.  A number: that volume, as a box
-        with the bounding box's centre and aspect ratio (a cube for a single
-        row, whose box is flat).
-
-    Returns
-    -------
-    NoiseRegion
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> values = np.array([[0.0, 0.0], [1.0, 4.0]])
-    >>> region = noise_region(values, 16.0)
-    >>> region.lower.round(9).tolist(), region.upper.round(9).tolist()
-    ([-0.5, -2.0], [1.5, 6.0])
-    """
-    low, high = values.min(axis=0), values.max(axis=0)
-    if noise_volume is None:
-        return NoiseRegion(log_bounding_box_volume(values), low, high)
-    log_volume = float(np.log(noise_volume))
-    log_sides = np.log(np.where(high > low, high - low, 1.0))
-    log_sides += (log_volume - log_sides.sum()) / len(log_sides)
-    half_sides = 0.5 * np.exp(log_sides)
-    centre = 0.5 * low + 0.5 * high
-    return NoiseRegion(log_volume, centre - half_sides, centre + half_sides)
 
 
 class GaussianMixtureEM(DensityMixin, BaseEstimator):
