@@ -50,6 +50,7 @@ __all__ = [
     "warn_improper_ties",
     "MAX_MAGNITUDE",
     "MIN_SPREAD",
+    "MISSING_OPTIONS",
     "check_X",
     "check_n_components",
     "check_number",
@@ -61,6 +62,14 @@ __all__ = [
 ]
 
 _MAX_ROWS_SHOWN = 5
+
+MISSING_OPTIONS = ("reject", "marginalize")
+"""How an estimator's ``missing=`` treats NaN: refuse it, or fit with it by
+marginalising each row's missing values (assumed missing at random)."""
+
+_MARGINALIZE_HINT = (
+    ", or pass missing='marginalize' to fit with the missing values (assumed missing at random)"
+)
 
 MAX_MAGNITUDE = 1e150
 """Largest ``|x|`` accepted in data to fit: squares, and sums of 10^7 of them, stay finite."""
@@ -183,20 +192,51 @@ def _numeric_column(frame: pd.DataFrame, name: Any) -> np.ndarray:
     return converted.to_numpy(dtype=np.float64, na_value=np.nan)
 
 
-def _check_finite(values: np.ndarray, names: list[str], index: pd.Index) -> None:
-    """Reject NaN and infinite values, naming the column and rows."""
+def _check_finite(values: np.ndarray, names: list[str], index: pd.Index,
+                  missing: str | None = None) -> None:
+    """Reject infinite values, and NaN unless ``missing="marginalize"``, naming column and rows.
+
+    With ``missing="marginalize"`` a row with every value missing is refused
+    too: nothing about it can be marginalised.
+    """
     if np.isfinite(values).all():
         return
+    allow_nan = missing == "marginalize"
     for j, name in enumerate(names):
         column = values[:, j]
         for kind, mask in (("NaN", np.isnan(column)), ("inf", np.isinf(column))):
             count = int(mask.sum())
-            if count:
+            if count and not (kind == "NaN" and allow_nan):
+                hint = _MARGINALIZE_HINT if kind == "NaN" and missing == "reject" else ""
                 raise DataValidationError(
                     f"column '{name}' has {count} {kind} value"
                     f"{'s' if count > 1 else ''} ({_rows_text(np.asarray(index[mask]))}"
-                    "); drop or impute them before fitting, e.g. df.dropna()."
+                    f"); drop or impute them before fitting, e.g. df.dropna(){hint}."
                 )
+    empty = np.isnan(values).all(axis=1)
+    if empty.any():
+        raise DataValidationError(
+            f"X has no observed value in {_rows_text(np.asarray(index[empty]))} (every value "
+            "is NaN), so nothing is known about them; drop them, e.g. df.dropna(how='all')."
+        )
+
+
+def _with_missing_filled(values: np.ndarray, names: list[str]) -> np.ndarray:
+    """``values`` with each NaN replaced by its column's smallest observed value.
+
+    The columns' maxima and minima are unchanged, so :func:`_check_spread`
+    sees the observed values only.  A column with no observed value is
+    refused.
+    """
+    missing = np.isnan(values)
+    if not missing.any():
+        return values
+    for j in np.flatnonzero(missing.all(axis=0)):
+        raise DataValidationError(
+            f"column '{names[j]}' has no observed value (every value is NaN); it carries "
+            "no information about clusters. Drop the column before fitting."
+        )
+    return np.where(missing, np.nanmin(values, axis=0), values)
 
 
 def _check_unique_names(names: list[str]) -> None:
@@ -252,6 +292,7 @@ def check_X(
     n_components: int | None = None,
     n_features: int | None = None,
     reject_constant: bool = True,
+    missing: str | None = None,
 ) -> CheckedData:
     """Validate data and return it as a float64 array with column names.
 
@@ -269,6 +310,14 @@ def check_X(
         ``[MIN_SPREAD, MAX_MAGNITUDE]`` (module docstring).  Prediction on
         new data passes ``False``: a constant column is harmless there, and
         far points keep defined densities.
+    missing : {None, "reject", "marginalize"}, default=None
+        Missing values (NaN).  ``None``: refused, with the advice to drop or
+        impute them (callers without a ``missing=`` option).  ``"reject"``:
+        refused, and the message also names ``missing='marginalize'``.
+        ``"marginalize"``: accepted, except in a row with every value missing
+        and, with ``reject_constant``, in a column with every value missing;
+        constancy and magnitudes are then judged on the observed values.
+        Infinite values are refused in every case.
 
     Returns
     -------
@@ -278,7 +327,8 @@ def check_X(
     Raises
     ------
     DataValidationError
-        For NaN/inf, non-numeric or date/time columns, duplicated column
+        For NaN (unless ``missing="marginalize"``), inf, rows or columns with
+        every value missing, non-numeric or date/time columns, duplicated column
         names, empty input, 1-D input, too few rows, the wrong number of
         columns, a constant column, or magnitudes float64 cannot fit.
 
@@ -309,7 +359,7 @@ def check_X(
     else:
         values = np.column_stack([_numeric_column(frame, c) for c in frame.columns])
     values = np.ascontiguousarray(values, dtype=np.float64)
-    _check_finite(values, names, frame.index)
+    _check_finite(values, names, frame.index, missing)
     if n_features is not None and n_columns != n_features:
         raise DataValidationError(
             f"X has {n_columns} features, but the model is expecting {n_features} "
@@ -318,7 +368,7 @@ def check_X(
     if n_components is not None:
         check_n_components(n_components, n_rows)
     if reject_constant:
-        _check_spread(values, names)
+        _check_spread(_with_missing_filled(values, names), names)
     return CheckedData(values, names)
 
 

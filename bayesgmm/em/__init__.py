@@ -1,7 +1,8 @@
 """Classical EM for Gaussian mixtures: pure functions and a scikit-learn estimator.
 
 The functions work on arrays and return new states; :class:`GaussianMixtureEM`
-wires them into the scikit-learn estimator contract.
+wires them into the scikit-learn estimator contract.  Values missing at random
+(``missing="marginalize"``) go through :mod:`bayesgmm.em._missing`.
 """
 
 from bayesgmm.em._algorithm import (
@@ -11,6 +12,7 @@ from bayesgmm.em._algorithm import (
     StepInfo,
     add_noise_component,
     em_step,
+    expected_sufficient_statistics,
     log_prob_and_responsibilities,
     run_em,
     state_from_responsibilities,
@@ -25,6 +27,11 @@ from bayesgmm.em._initialization import (
     initial_responsibilities,
     kmeans_plusplus,
 )
+from bayesgmm.em._missing import (
+    MissingnessPatterns,
+    conditional_expectation,
+    missingness_patterns,
+)
 
 __all__ = [
     "COVARIANCE_FAMILIES",
@@ -33,19 +40,23 @@ __all__ = [
     "EMState",
     "GaussianMixtureEM",
     "INIT_METHODS",
+    "MissingnessPatterns",
     "NoiseComponent",
     "StepInfo",
     "add_noise_component",
     "aic",
     "bic",
     "classification_entropy",
+    "conditional_expectation",
     "em_grid",
     "em_step",
+    "expected_sufficient_statistics",
     "get_family",
     "icl",
     "initial_responsibilities",
     "kmeans_plusplus",
     "log_prob_and_responsibilities",
+    "missingness_patterns",
     "n_parameters",
     "run_em",
     "reference_em",

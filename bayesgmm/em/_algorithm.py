@@ -17,15 +17,32 @@ The arithmetic follows scikit-learn's ``GaussianMixture`` term by term (same
 ``nk`` guard of ``10 * eps``, same log-determinant from the Cholesky factor of
 the precision), so that from identical parameters both produce the same
 per-iteration log-likelihood to rounding error.
+
+Missing values (``patterns`` from :func:`bayesgmm.em._missing.missingness_patterns`):
+rows are scored by their components' marginals over their observed
+coordinates, and the M-step uses the sufficient statistics expected given
+those coordinates (see :mod:`bayesgmm.em._missing`), pattern by pattern.
+The expected second moments are taken about the state's means (recorded as
+``shift``), so they lose no digits however far a component lies from the
+origin.  Complete data (``patterns=None``) take the ordinary path.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import NamedTuple
 
 import numpy as np
 
 from bayesgmm.em._covariance import get_family
+from bayesgmm.em._missing import (
+    ConditionalGaussians,
+    MissingnessPatterns,
+    completed_rows,
+    expected_second_moments,
+    marginal_log_gaussian,
+    pattern_chunks,
+)
 from bayesgmm.gaussian import normalize
 
 __all__ = [
@@ -35,9 +52,11 @@ __all__ = [
     "EMRun",
     "DEFAULT_CHUNK_SIZE",
     "add_noise_component",
+    "state_covariances",
     "weighted_log_prob",
     "log_prob_and_responsibilities",
     "sufficient_statistics",
+    "expected_sufficient_statistics",
     "centre_far_components",
     "maximization",
     "state_from_responsibilities",
@@ -165,18 +184,66 @@ def weighted_log_prob(X, state: EMState, covariance_type: str) -> np.ndarray:
         With a noise component, its ``log(weight / V)`` is the last column.
     """
     family = get_family(covariance_type)
+    log_gaussian = family.log_gaussian(X, state.means, state.precisions_cholesky)
+    return _mixture_log_prob(log_gaussian, state)
+
+
+def _mixture_log_prob(log_gaussian, state: EMState, noise_log_extent: float = 0.0):
+    """The log joint matrix from the Gaussian log densities: weights added, noise appended.
+
+    ``noise_log_extent`` is added to the noise's log density (see
+    :class:`bayesgmm.em._missing.MissingnessPatterns`).
+    """
     with np.errstate(divide="ignore"):
         log_weights = np.log(state.weights)
-    gaussian = family.log_gaussian(X, state.means, state.precisions_cholesky) + log_weights
+    gaussian = log_gaussian + log_weights
     if state.noise is None:
         return gaussian
     with np.errstate(divide="ignore"):
-        log_noise = np.log(state.noise.weight) + state.noise.log_density
-    return np.column_stack([gaussian, np.full(X.shape[0], log_noise)])
+        log_noise = np.log(state.noise.weight) + (state.noise.log_density + noise_log_extent)
+    return np.column_stack([gaussian, np.full(gaussian.shape[0], log_noise)])
+
+
+def state_covariances(state: EMState, covariance_type: str) -> np.ndarray:
+    """The state's covariances, in its family's shape.
+
+    A state started from user precisions has no covariances yet: they are
+    the precisions inverted.
+    """
+    if state.covariances is not None:
+        return state.covariances
+    family = get_family(covariance_type)
+    return family.invert(family.precisions(state.precisions_cholesky))
+
+
+class _PatternBlock(NamedTuple):
+    """The E-step of a chunk of rows that share one missingness pattern."""
+
+    rows: np.ndarray
+    values: np.ndarray
+    conditionals: ConditionalGaussians
+    log_norm: np.ndarray
+    responsibilities: np.ndarray
+
+
+def _marginal_e_steps(
+    X, patterns: MissingnessPatterns, state: EMState, covariance_type: str, chunk_size: int
+) -> Iterator[_PatternBlock]:
+    """E-steps on the observed coordinates, pattern by pattern, chunk by chunk."""
+    covariances = get_family(covariance_type).dense(
+        state_covariances(state, covariance_type), *state.means.shape
+    )
+    for chunk in pattern_chunks(patterns, covariances, chunk_size):
+        block = X[chunk.rows]
+        log_gaussian = marginal_log_gaussian(block, state.means, chunk.conditionals)
+        log_norm, responsibilities = normalize(
+            _mixture_log_prob(log_gaussian, state, chunk.noise_log_extent)
+        )
+        yield _PatternBlock(chunk.rows, block, chunk.conditionals, log_norm, responsibilities)
 
 
 def log_prob_and_responsibilities(
-    X, state: EMState, covariance_type: str
+    X, state: EMState, covariance_type: str, patterns: MissingnessPatterns | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per-point log-likelihood and responsibilities, by log-sum-exp.
 
@@ -185,6 +252,9 @@ def log_prob_and_responsibilities(
     X : ndarray of shape (n_samples, n_features)
     state : EMState
     covariance_type : str
+    patterns : MissingnessPatterns, optional
+        Where ``X`` has missing values (NaN): each row is then scored on
+        its observed coordinates.
 
     Returns
     -------
@@ -195,7 +265,14 @@ def log_prob_and_responsibilities(
         noise component there are ``n_components + 1`` columns, the noise
         last.
     """
-    return normalize(weighted_log_prob(X, state, covariance_type))
+    if patterns is None:
+        return normalize(weighted_log_prob(X, state, covariance_type))
+    log_norm = np.empty(X.shape[0])
+    responsibilities = np.empty((X.shape[0], len(state.weights) + (state.noise is not None)))
+    for block in _marginal_e_steps(X, patterns, state, covariance_type, DEFAULT_CHUNK_SIZE):
+        log_norm[block.rows] = block.log_norm
+        responsibilities[block.rows] = block.responsibilities
+    return log_norm, responsibilities
 
 
 class SufficientStatistics(NamedTuple):
@@ -377,6 +454,60 @@ def sufficient_statistics(
     )
 
 
+def expected_sufficient_statistics(
+    X,
+    patterns: MissingnessPatterns,
+    state: EMState,
+    covariance_type: str,
+    *,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> SufficientStatistics:
+    """E-step and expected M-step statistics of data with missing values, in one pass.
+
+    Each row contributes its completed values (:func:`completed_rows`) to
+    the first moments, and their outer products plus the conditional
+    covariance of its missing block to the second moments; tied pools
+    these expected scatters over the components.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        NaN where a value is missing.
+    patterns : MissingnessPatterns
+        Of ``X``.
+    state : EMState
+    covariance_type : str
+    chunk_size : int
+
+    Returns
+    -------
+    SufficientStatistics
+        Second moments about the state's means (``shift``).
+    """
+    n_components, n_features = state.means.shape
+    counts, first = np.zeros(n_components), np.zeros((n_components, n_features))
+    second = np.zeros((n_components, n_features, n_features))
+    noise_count = None if state.noise is None else 0.0
+    total_log_likelihood = 0.0
+    for block in _marginal_e_steps(X, patterns, state, covariance_type, chunk_size):
+        total_log_likelihood += float(block.log_norm.sum())
+        responsibilities = block.responsibilities
+        if state.noise is not None:
+            noise_count += float(responsibilities[:, -1].sum())
+            responsibilities = responsibilities[:, :-1]
+        completed = completed_rows(block.values, state.means, block.conditionals)
+        counts += responsibilities.sum(axis=0)
+        first += np.einsum("nk,knd->kd", responsibilities, completed)
+        second += expected_second_moments(
+            completed, responsibilities, block.conditionals, state.means
+        )
+    family = get_family(covariance_type)
+    return SufficientStatistics(
+        counts, first, family.second_moments_from_dense(second), total_log_likelihood,
+        shift=state.means, noise_count=noise_count,
+    )
+
+
 def maximization(
     statistics: SufficientStatistics,
     covariance_type: str,
@@ -452,6 +583,7 @@ def em_step(
     covariance_type: str,
     reg_covar: float,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    patterns: MissingnessPatterns | None = None,
 ) -> tuple[EMState, StepInfo]:
     """One EM iteration: E-step and M-step fused in one pass over ``X``.
 
@@ -462,6 +594,9 @@ def em_step(
     covariance_type : str
     reg_covar : float
     chunk_size : int
+    patterns : MissingnessPatterns, optional
+        Where ``X`` has missing values: the step then uses the marginal
+        E-step and the expected statistics.
 
     Returns
     -------
@@ -469,12 +604,17 @@ def em_step(
     info : StepInfo
         Mean log-likelihood of ``X`` under the *input* ``state``.
     """
-    statistics = sufficient_statistics(
-        X, covariance_type, state=state, chunk_size=chunk_size
-    )
-    statistics = centre_far_components(
-        X, statistics, covariance_type, reg_covar, state=state, chunk_size=chunk_size
-    )
+    if patterns is None:
+        statistics = sufficient_statistics(
+            X, covariance_type, state=state, chunk_size=chunk_size
+        )
+        statistics = centre_far_components(
+            X, statistics, covariance_type, reg_covar, state=state, chunk_size=chunk_size
+        )
+    else:
+        statistics = expected_sufficient_statistics(
+            X, patterns, state, covariance_type, chunk_size=chunk_size
+        )
     new_state = maximization(statistics, covariance_type, reg_covar, noise=state.noise)
     return new_state, StepInfo(statistics.total_log_likelihood / X.shape[0])
 
@@ -488,6 +628,7 @@ def run_em(
     tol: float,
     max_iter: int,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    patterns: MissingnessPatterns | None = None,
 ) -> EMRun:
     """Iterate :func:`em_step` until the mean log-likelihood changes by < ``tol``.
 
@@ -502,6 +643,8 @@ def run_em(
     max_iter : int
         Maximum number of EM steps; ``0`` returns the initial state.
     chunk_size : int
+    patterns : MissingnessPatterns, optional
+        Where ``X`` has missing values (see :func:`em_step`).
 
     Returns
     -------
@@ -514,7 +657,7 @@ def run_em(
     for _ in range(max_iter):
         state, info = em_step(
             X, state, covariance_type=covariance_type, reg_covar=reg_covar,
-            chunk_size=chunk_size,
+            chunk_size=chunk_size, patterns=patterns,
         )
         trace.append(info.log_likelihood)
         if abs(info.log_likelihood - previous) < tol:

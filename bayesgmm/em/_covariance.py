@@ -32,6 +32,7 @@ __all__ = [
     "CovarianceFamily",
     "CovarianceError",
     "get_family",
+    "upper_inverse_cholesky",
 ]
 
 ILL_DEFINED_MESSAGE = (
@@ -73,14 +74,39 @@ def _full_covariances(second_moments, nk, means, reg_covar):
     return covariances
 
 
-def _upper_inverse_cholesky(covariances, reg_covar):
-    """``U`` with ``U U^T = inv(C)``, batched over leading axes."""
-    try:
-        lower = np.linalg.cholesky(covariances)
-    except np.linalg.LinAlgError as error:
-        raise CovarianceError(ILL_DEFINED_MESSAGE.format(reg_covar=reg_covar)) from error
+def upper_inverse_cholesky(covariances: np.ndarray) -> np.ndarray:
+    """``U`` with ``U U^T = inv(C)``, batched over leading axes.
+
+    Parameters
+    ----------
+    covariances : ndarray of shape (..., D, D)
+        Symmetric positive definite.
+
+    Returns
+    -------
+    ndarray of shape (..., D, D)
+        Upper triangular.
+
+    Raises
+    ------
+    numpy.linalg.LinAlgError
+        When a matrix is not positive definite.
+    """
+    lower = np.linalg.cholesky(covariances)
     identity = np.broadcast_to(np.eye(covariances.shape[-1]), covariances.shape)
     return np.swapaxes(np.linalg.solve(lower, identity), -1, -2)
+
+
+def _matrix_diagonals(matrices):
+    return np.diagonal(matrices, axis1=1, axis2=2)
+
+
+def _upper_inverse_cholesky(covariances, reg_covar):
+    """:func:`upper_inverse_cholesky`, failing with :class:`CovarianceError`."""
+    try:
+        return upper_inverse_cholesky(covariances)
+    except np.linalg.LinAlgError as error:
+        raise CovarianceError(ILL_DEFINED_MESSAGE.format(reg_covar=reg_covar)) from error
 
 
 def _upper_cholesky_of_precision(precisions):
@@ -249,6 +275,11 @@ class CovarianceFamily:
         ``(1, D)`` where the statistic is pooled over components (tied).
     pooled : bool
         Whether ``second_moments`` is one statistic for all components.
+    second_moments_from_dense : callable
+        ``(n_components, D, D)`` per-component second moments -> the
+        family's ``second_moments`` statistic (their sum where pooled, their
+        diagonals for diag and spherical).  Rows with missing values have
+        their expected second moments collected as dense matrices.
     covariances : callable
         ``(second_moments, nk, means, reg_covar) -> covariances``.
     precisions_cholesky : callable
@@ -279,6 +310,7 @@ class CovarianceFamily:
     second_moments: Callable
     moment_diagonals: Callable
     pooled: bool
+    second_moments_from_dense: Callable
     covariances: Callable
     precisions_cholesky: Callable
     precisions_cholesky_from_precisions: Callable
@@ -297,8 +329,9 @@ COVARIANCE_FAMILIES: dict[str, CovarianceFamily] = {
         name="full",
         log_gaussian=log_gaussian_full,
         second_moments=_full_second_moments,
-        moment_diagonals=lambda m: np.diagonal(m, axis1=1, axis2=2),
+        moment_diagonals=_matrix_diagonals,
         pooled=False,
+        second_moments_from_dense=lambda m: m,
         covariances=_full_covariances,
         precisions_cholesky=_upper_inverse_cholesky,
         precisions_cholesky_from_precisions=_upper_cholesky_of_precision,
@@ -317,6 +350,7 @@ COVARIANCE_FAMILIES: dict[str, CovarianceFamily] = {
         second_moments=_tied_second_moments,
         moment_diagonals=lambda m: np.diagonal(m)[None, :],
         pooled=True,
+        second_moments_from_dense=lambda m: m.sum(axis=0),
         covariances=_tied_covariances,
         precisions_cholesky=_upper_inverse_cholesky,
         precisions_cholesky_from_precisions=_upper_cholesky_of_precision,
@@ -335,6 +369,7 @@ COVARIANCE_FAMILIES: dict[str, CovarianceFamily] = {
         second_moments=_diag_second_moments,
         moment_diagonals=lambda m: m,
         pooled=False,
+        second_moments_from_dense=_matrix_diagonals,
         covariances=_diag_covariances,
         precisions_cholesky=_positive_inverse_sqrt,
         precisions_cholesky_from_precisions=_positive_sqrt_of_precision,
@@ -353,6 +388,7 @@ COVARIANCE_FAMILIES: dict[str, CovarianceFamily] = {
         second_moments=_diag_second_moments,
         moment_diagonals=lambda m: m,
         pooled=False,
+        second_moments_from_dense=_matrix_diagonals,
         covariances=_spherical_covariances,
         precisions_cholesky=_positive_inverse_sqrt,
         precisions_cholesky_from_precisions=_positive_sqrt_of_precision,

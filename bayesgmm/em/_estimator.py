@@ -26,6 +26,22 @@ Noise component (``noise=True``, R's mclust ``noise``; Banfield & Raftery
 * ``sample`` draws noise points uniformly from a box of volume ``V``: the
   training data's bounding box, or, with a user ``noise_volume``, a box
   with the same centre and aspect ratio scaled to that volume.
+
+Missing values (``missing="marginalize"``, values missing at random): exact
+EM over each row's observed coordinates (:mod:`bayesgmm.em._missing`).
+Decisions:
+
+* Start: the usual initialiser runs on the standardised data with each
+  missing value set to 0, its column's centre (the mean of its observed
+  bulk).  No randomness is added: fits stay deterministic under
+  ``random_state``.
+* Noise works with missing values: over a row's observed coordinates its
+  density is the uniform box's marginal, ``1 / V_obs``, with ``V_obs`` the
+  product of the box's sides along them (the bounding box, or the
+  ``noise_volume`` box ``sample`` uses); for ``impute`` its mean is the
+  box's centre.
+* Without NaN, ``"marginalize"`` runs the code of ``"reject"``: the same fit
+  bit for bit.
 """
 
 from __future__ import annotations
@@ -40,7 +56,13 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.neighbors import NearestNeighbors
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from bayesgmm._checks import as_generator, check_n_components, check_number, check_X
+from bayesgmm._checks import (
+    MISSING_OPTIONS,
+    as_generator,
+    check_n_components,
+    check_number,
+    check_X,
+)
 from bayesgmm.em import _criteria
 from bayesgmm.em._algorithm import (
     DEFAULT_CHUNK_SIZE,
@@ -48,11 +70,18 @@ from bayesgmm.em._algorithm import (
     add_noise_component,
     log_prob_and_responsibilities,
     run_em,
+    state_covariances,
     state_from_responsibilities,
 )
 from bayesgmm.em._covariance import CovarianceError, get_family
 from bayesgmm.em._initialization import INIT_METHODS, initial_responsibilities
-from bayesgmm.noise import NOISE_LABEL, check_noise_volume, log_noise_density, noise_region
+from bayesgmm.em._missing import (
+    conditional_expectation,
+    missingness_patterns,
+    noise_log_sides,
+    observed_log_jacobian,
+)
+from bayesgmm.noise import NOISE_LABEL, check_noise_settings, log_noise_density, noise_region
 from bayesgmm.scaling import standardization
 
 __all__ = [
@@ -179,6 +208,12 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         ``V``, the hypervolume of the region the noise is spread over, in
         the data's units (mclust's ``1 / Vinv``); only with ``noise=True``.
         Default: the bounding box of the training data.
+    missing : {"reject", "marginalize"}, default="reject"
+        Missing values (NaN).  ``"reject"`` refuses them.  ``"marginalize"``
+        fits with them, assumed missing at random: each row counts through
+        its observed coordinates (exact EM, module notes), and
+        ``score_samples``, ``predict`` and the criteria accept rows with
+        NaN too.  Rows or columns with every value missing are refused.
 
     Attributes
     ----------
@@ -229,6 +264,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         noise: bool = False,
         noise_volume: float | None = None,
+        missing: str = "reject",
     ):
         self.n_components = n_components
         self.covariance_type = covariance_type
@@ -244,6 +280,12 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         self.chunk_size = chunk_size
         self.noise = noise
         self.noise_volume = noise_volume
+        self.missing = missing
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = self.missing == "marginalize"
+        return tags
 
     # ------------------------------------------------------------ checks
     def _check_parameters(self) -> None:
@@ -258,14 +300,12 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
             raise ValueError(
                 f"init_params must be one of {INIT_METHODS}, got {self.init_params!r}."
             )
-        if not isinstance(self.noise, (bool, np.bool_)):
-            raise TypeError(f"noise must be True or False, got {self.noise!r}.")
-        check_noise_volume(self.noise_volume)
-        if self.noise_volume is not None and not self.noise:
+        if self.missing not in MISSING_OPTIONS:
             raise ValueError(
-                "noise_volume is the volume of the noise component, which is only "
-                "fitted with noise=True. Pass noise=True as well, or drop noise_volume."
+                f"missing must be one of {MISSING_OPTIONS}, got {self.missing!r}: 'reject' "
+                "refuses NaN, 'marginalize' fits with them (assumed missing at random)."
             )
+        check_noise_settings(self.noise, self.noise_volume)
 
     def _user_initial_values(self, n_features, centre, scale):
         """User-given starting values, moved to the standardised scale."""
@@ -365,7 +405,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
 
     def _fit(self, X):
         self._check_parameters()
-        checked = check_X(X, n_components=self.n_components)
+        checked = check_X(X, n_components=self.n_components, missing=self.missing)
         validate_data(self, X, skip_check_array=True, reset=True)
         family = get_family(self.covariance_type)
         centre, scale = standardization(checked.values, family.scale_mode)
@@ -374,10 +414,13 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         Z = checked.values
         Z -= centre
         Z /= scale
+        patterns = missingness_patterns(Z, noise_log_sides(region, scale))
+        start_values = Z if patterns is None else np.where(np.isnan(Z), 0.0, Z)
         user_values = self._user_initial_values(Z.shape[1], centre, scale)
         start = (
-            None if region is None else
-            noise_start(Z, log_noise_density(region.log_volume, scale), self.n_components)
+            None if region is None else noise_start(
+                start_values, log_noise_density(region.log_volume, scale), self.n_components
+            )
         )
         rng = as_generator(self.random_state)
         best, failures = None, []
@@ -385,12 +428,13 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
             try:
                 run = run_em(
                     Z,
-                    self._initial_state(Z, init_rng, user_values, start),
+                    self._initial_state(start_values, init_rng, user_values, start),
                     covariance_type=self.covariance_type,
                     reg_covar=self.reg_covar,
                     tol=self.tol,
                     max_iter=self.max_iter,
                     chunk_size=self.chunk_size,
+                    patterns=patterns,
                 )
             except CovarianceError as error:
                 failures.append(error)
@@ -399,7 +443,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
                 best = run
         if best is None:
             raise failures[0]
-        self._store(best, centre, scale, region)
+        self._store(best, centre, scale, region, float(np.mean(observed_log_jacobian(Z, scale))))
         if not best.converged and self.max_iter > 0:
             self._warn_not_converged(best)
         return self
@@ -419,15 +463,12 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
             stacklevel=4,
         )
 
-    def _store(self, run, centre, scale, region):
+    def _store(self, run, centre, scale, region, log_jacobian):
         family = get_family(self.covariance_type)
-        state = run.state
-        if state.covariances is None:
-            state = state._replace(
-                covariances=family.invert(family.precisions(state.precisions_cholesky))
-            )
+        state = run.state._replace(
+            covariances=state_covariances(run.state, self.covariance_type)
+        )
         self._state, self._centre, self._scale = state, centre, scale
-        log_jacobian = float(np.log(scale).sum())
         self.weights_ = state.weights.copy()
         self.noise_weight_ = 0.0 if state.noise is None else float(state.noise.weight)
         self.noise_log_volume_ = None if region is None else region.log_volume
@@ -444,26 +485,34 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         self.lower_bound_ = self.lower_bounds_[-1] if self.lower_bounds_ else -np.inf
 
     # ------------------------------------------------------------ prediction
-    def _standardized(self, X):
+    def _checked(self, X, missing: str) -> np.ndarray:
         check_is_fitted(self)
-        checked = check_X(X, reject_constant=False)
+        checked = check_X(X, reject_constant=False, missing=missing)
         validate_data(self, X, skip_check_array=True, reset=False)
+        return checked.values
+
+    def _standardized(self, values):
         # Far new points may overflow to +-inf here; the densities handle them.
         with np.errstate(over="ignore"):
-            return (checked.values - self._centre) / self._scale
+            return (values - self._centre) / self._scale
+
+    def _patterns(self, Z):
+        return missingness_patterns(Z, noise_log_sides(self._noise_region, self._scale))
 
     def _log_norm_and_responsibilities(self, X):
-        Z = self._standardized(X)
+        Z = self._standardized(self._checked(X, self.missing))
         log_norm, responsibilities = log_prob_and_responsibilities(
-            Z, self._state, self.covariance_type
+            Z, self._state, self.covariance_type, self._patterns(Z)
         )
-        return log_norm - np.log(self._scale).sum(), responsibilities
+        return log_norm - observed_log_jacobian(Z, self._scale), responsibilities
 
     def score_samples(self, X):
         """Log density of every point under the fitted mixture, in data units.
 
         With a noise component it includes ``noise_weight_ / V``, with the
-        training ``V`` (``noise_log_volume_``).
+        training ``V`` (``noise_log_volume_``).  Fitted with
+        ``missing="marginalize"``, a row with missing values (NaN) gets the
+        mixture's marginal density over its observed coordinates.
 
         Parameters
         ----------
@@ -562,6 +611,42 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
             np.append(labels, np.full(counts[-1], NOISE_LABEL)),
         )
 
+    def impute(self, X):
+        """Conditional expectation of the missing values (NaN) given the observed ones.
+
+        ``E[x_m | x_o] = sum_k p(k | x_o) E[x_m | x_o, k]``, with
+        ``E[x_m | x_o, k] = mu_m + S_mo S_oo^{-1} (x_o - mu_o)`` (module
+        notes for the noise component); the EM point estimate, without
+        uncertainty.  Works on any fitted model, whatever its ``missing``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Every row needs at least one observed value.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, n_features)
+            ``X`` with its observed values unchanged and its missing ones
+            filled in.
+        """
+        values = self._checked(X, "marginalize")
+        Z = self._standardized(values)
+        patterns = self._patterns(Z)
+        if patterns is None:
+            return values
+        responsibilities = log_prob_and_responsibilities(
+            Z, self._state, self.covariance_type, patterns
+        )[1]
+        region = self._noise_region
+        covariances = get_family(self.covariance_type).dense(
+            self.covariances_, *self.means_.shape
+        )
+        return conditional_expectation(
+            values, patterns, self.means_, covariances, responsibilities,
+            None if region is None else 0.5 * (region.lower + region.upper), self.chunk_size,
+        )
+
     # ------------------------------------------------------------ criteria
     def _n_parameters(self) -> int:
         gaussian = _criteria.n_parameters(
@@ -606,7 +691,13 @@ REFERENCE_MAX_ITER = 1000
 
 
 def reference_em(
-    X, n_components: int, covariance_type: str = "full", *, n_init: int = 10, random_state=None
+    X,
+    n_components: int,
+    covariance_type: str = "full",
+    *,
+    n_init: int = 10,
+    random_state=None,
+    noise_volume: float | None = None,
 ) -> GaussianMixtureEM:
     """EM fitted with bayesgmm's reference settings, for starts and criteria.
 
@@ -624,6 +715,9 @@ def reference_em(
     covariance_type : {"full", "tied", "diag", "spherical"}
     n_init : int, default=10
     random_state : int, numpy.random.Generator or None
+    noise_volume : float, optional
+        When given, EM also fits a uniform noise component of this
+        hypervolume (in the units of ``X``).
 
     Returns
     -------
@@ -633,6 +727,7 @@ def reference_em(
     em = GaussianMixtureEM(
         n_components, covariance_type=covariance_type, n_init=n_init, tol=REFERENCE_TOL,
         max_iter=REFERENCE_MAX_ITER, random_state=random_state,
+        noise=noise_volume is not None, noise_volume=noise_volume,
     )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=ConvergenceWarning)
