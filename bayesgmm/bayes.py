@@ -45,12 +45,14 @@ from bayesgmm.io import ModelFileError, check_model_tree, load_datatree, save_da
 from bayesgmm.loo import reported_arviz_warnings
 from bayesgmm.membership import (
     coclustering_matrix,
+    labels_from,
     mean_membership,
     membership_arrays,
     occupied_component_counts,
 )
+from bayesgmm.noise import check_noise_settings
 from bayesgmm.parameters import ModelParameters, flatten_draws, unflatten_draws
-from bayesgmm.posterior import OBSERVED, parameters_from_posterior
+from bayesgmm.posterior import NOISE_WEIGHT, OBSERVED, parameters_from_posterior
 from bayesgmm.priors import PROPER_WITH_TIES, GMMPriors
 from bayesgmm.relabel import RELABEL_METHODS, RelabellingSummary
 from bayesgmm.scaling import COVARIANCE_TYPES
@@ -110,6 +112,16 @@ class BayesianGMM(BaseEstimator):
         every case; shared values are repeated.
     priors : GMMPriors, optional
         Defaults to ``GMMPriors()`` (weakly informative, standardised scale).
+    noise : bool, default=False
+        Add a uniform noise component of density ``1 / V`` (R's mclust
+        ``noise``; :mod:`bayesgmm.noise`) with its own weight, the last of
+        the Dirichlet (``GMMPriors.noise_concentration``), so scattered
+        outliers need no Gaussian of their own.  The posterior then holds
+        ``noise_weight``; memberships get ``p_noise`` and ``predict`` labels
+        the points it takes ``-1``.  Relabelling never moves it.
+    noise_volume : float, optional
+        ``V`` in the data's units (mclust's ``1 / Vinv``); only with
+        ``noise=True``.  Default: the bounding box of the training data.
     method : {"nuts", "advi", "fullrank_advi"}, default="nuts"
     engine : {"nutpie", "pymc"}, default="nutpie"
         ``"nutpie"`` uses bayesgmm's compiled density (nutpie's NUTS, or
@@ -167,6 +179,8 @@ class BayesianGMM(BaseEstimator):
         *,
         covariance_type: str = "full",
         priors: GMMPriors | None = None,
+        noise: bool = False,
+        noise_volume: float | None = None,
         method: str = "nuts",
         engine: str = "nutpie",
         draws: int = 1000,
@@ -184,6 +198,8 @@ class BayesianGMM(BaseEstimator):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.priors = priors
+        self.noise = noise
+        self.noise_volume = noise_volume
         self.method = method
         self.engine = engine
         self.draws = draws
@@ -224,6 +240,7 @@ class BayesianGMM(BaseEstimator):
         for name in ("target_accept", "interval"):
             _check_fraction(name, getattr(self, name), _default(name))
         check_random_state(self.random_state, stored=True)
+        check_noise_settings(self.noise, self.noise_volume)
         if not isinstance(self.progressbar, (bool, np.bool_)):
             raise ValueError(f"progressbar must be True or False, got {self.progressbar!r}.")
         priors = self.priors if self.priors is not None else GMMPriors()
@@ -271,6 +288,7 @@ class BayesianGMM(BaseEstimator):
         problem = prepare_problem(
             X, n_components=self.n_components, covariance_type=self.covariance_type,
             priors=priors, em_n_init=self.em_n_init, rng=rng, settings=settings,
+            noise=bool(self.noise), noise_volume=self.noise_volume,
         )
         warn_improper_ties(problem.data.values, problem.data.feature_names,
                            priors.scale_prior, PROPER_WITH_TIES)
@@ -342,16 +360,25 @@ class BayesianGMM(BaseEstimator):
             ``prob``, ``prob_lower``, ``prob_upper`` (obs, component);
             ``entropy`` (total), ``expected_entropy`` (aleatoric),
             ``mutual_information`` (epistemic), ``label``, ``confidence``
-            (obs).  See :mod:`bayesgmm.membership`.
+            (obs).  With a noise component also ``p_noise``,
+            ``p_noise_lower``, ``p_noise_upper`` (obs), and ``label`` is -1
+            where the noise is the most probable.  See
+            :mod:`bayesgmm.membership`.
         """
         values = self._new_data(X)
         arrays = membership_arrays(values, self._parameters, self.interval)
         by_component = ("obs", "component")
+        k = self.n_components
+        noise = {}
+        if self._parameters.noise is not None:
+            noise = {f"p_noise{suffix}": ("obs", getattr(arrays, f"prob{suffix}")[:, k])
+                     for suffix in ("", "_lower", "_upper")}
         dataset = xr.Dataset(
             {
-                "prob": (by_component, arrays.prob),
-                "prob_lower": (by_component, arrays.prob_lower),
-                "prob_upper": (by_component, arrays.prob_upper),
+                "prob": (by_component, arrays.prob[:, :k]),
+                "prob_lower": (by_component, arrays.prob_lower[:, :k]),
+                "prob_upper": (by_component, arrays.prob_upper[:, :k]),
+                **noise,
                 "entropy": ("obs", arrays.entropy),
                 "expected_entropy": ("obs", arrays.expected_entropy),
                 "mutual_information": ("obs", arrays.mutual_information),
@@ -365,12 +392,19 @@ class BayesianGMM(BaseEstimator):
         return dataset
 
     def predict_proba(self, X) -> np.ndarray:
-        """Posterior-mean membership probabilities, shape (n_samples, n_components)."""
+        """Posterior-mean membership probabilities, shape (n_samples, n_components).
+
+        With a noise component: ``n_components + 1`` columns, the noise last.
+        """
         return mean_membership(self._new_data(X), self._parameters)
 
     def predict(self, X) -> np.ndarray:
-        """Most probable component of every point (posterior-mean membership)."""
-        return self.predict_proba(X).argmax(axis=1)
+        """Most probable component of every point (posterior-mean membership).
+
+        ``-1`` (:data:`bayesgmm.noise.NOISE_LABEL`) where a noise component
+        is the most probable.
+        """
+        return labels_from(self.predict_proba(X), self._parameters)
 
     def coclustering(self, X) -> np.ndarray:
         """Posterior probability that two points share a component, (n, n)."""
@@ -587,6 +621,9 @@ def _check_settings_match_arrays(model: BayesianGMM, tree: xr.DataTree) -> None:
         problems.append("it records no data_sha256")
     correlations = posterior["correlations"].values
     off_diagonal = correlations * (1 - np.eye(correlations.shape[-1]))
+    if bool(model.noise) != (NOISE_WEIGHT in posterior):
+        problems.append(f"noise={model.noise!r} in its settings but the posterior "
+                        f"{'lacks' if model.noise else 'has'} a noise weight")
     if model.covariance_type in ("diag", "spherical") and np.any(off_diagonal != 0):
         problems.append(f"covariance_type={model.covariance_type!r} but the posterior has "
                         "non-zero correlations")

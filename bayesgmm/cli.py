@@ -324,8 +324,8 @@ def _fit_model(frame, args, k):
     from bayesgmm.bayes import BayesianGMM, diagnostics_reported
 
     model = BayesianGMM(
-        k, covariance_type=args.covariance, method=args.method, draws=args.draws,
-        tune=args.tune, chains=args.chains, random_state=args.seed,
+        k, covariance_type=args.covariance, noise=args.noise, method=args.method,
+        draws=args.draws, tune=args.tune, chains=args.chains, random_state=args.seed,
         progressbar=not args.quiet,
     )
     with diagnostics_reported():  # the table printed after the fit says what failed
@@ -355,7 +355,8 @@ def command_compare(args, console) -> int:
     frame = read_csv(args.data, args.columns, args.sep, args.decimal)
     ks = parse_k_range(args.k)
     with prepare_output_dir(args.out, args.force) as out:
-        selection = compare_k(frame, ks, covariance_type=args.covariance, draws=args.draws,
+        selection = compare_k(frame, ks, covariance_type=args.covariance, noise=args.noise,
+                              draws=args.draws,
                               tune=args.tune, chains=args.chains, random_state=args.seed,
                               progressbar=not args.quiet, n_jobs=args.jobs)
         _print_frame(console, selection.view(), f"K comparison (chosen K = {selection.best_k})")
@@ -387,6 +388,8 @@ def prediction_table(model, features: pd.DataFrame) -> pd.DataFrame:
     -------
     DataFrame of shape (n_samples, n_columns)
         ``prob_<k>``, ``prob_<k>_lower``, ``prob_<k>_upper`` per component, then
+        ``p_noise``, ``p_noise_lower``, ``p_noise_upper`` for a model with a
+        noise component (whose points get ``label`` -1), then
         ``entropy``, ``expected_entropy``, ``mutual_information``, ``label``,
         ``confidence``, ``anomaly_score``, ``anomaly_lower``, ``anomaly_upper``;
         indexed like ``features``.
@@ -398,6 +401,9 @@ def prediction_table(model, features: pd.DataFrame) -> pd.DataFrame:
         columns[f"prob_{k}"] = summary["prob"].sel(component=k).values
         columns[f"prob_{k}_lower"] = summary["prob_lower"].sel(component=k).values
         columns[f"prob_{k}_upper"] = summary["prob_upper"].sel(component=k).values
+    for name in ("p_noise", "p_noise_lower", "p_noise_upper"):
+        if name in summary:
+            columns[name] = summary[name].values
     for name in ("entropy", "expected_entropy", "mutual_information", "label", "confidence"):
         columns[name] = summary[name].values
     columns["anomaly_score"] = anomaly["score"].values
@@ -550,6 +556,9 @@ def _add_sampling_options(parser, with_method: bool = True) -> None:
     if with_method:
         parser.add_argument("--method", choices=["nuts", "advi", "fullrank_advi"], default="nuts")
     parser.add_argument("--covariance", choices=COVARIANCE_TYPES, default="full")
+    parser.add_argument("--noise", action="store_true",
+                        help="add a uniform noise component for scattered outliers "
+                             "(labelled -1)")
     parser.add_argument("--draws", type=_integer(1), default=1000)
     parser.add_argument("--tune", type=_integer(1), default=1000)
     parser.add_argument("--chains", type=_integer(1), default=4)
@@ -573,7 +582,9 @@ def _subcommand(commands, name: str, summary: str, details: str = ""):
 READING = ("The data file's separator (',', ';', tab, '|') and decimal mark are detected; "
            "override them with --sep and --decimal.")
 PREDICT_DETAILS = (
-    "Writes the input columns, then prob_<k>, prob_<k>_lower, prob_<k>_upper per component, "
+    "Writes the input columns, then prob_<k>, prob_<k>_lower, prob_<k>_upper per component "
+    "(and p_noise, p_noise_lower, p_noise_upper for a model fitted with --noise, label -1 for "
+    "its points), "
     "entropy, expected_entropy, mutual_information, label, confidence, anomaly_score, "
     "anomaly_lower and anomaly_upper, with the input's separator and decimal mark. Input "
     "columns are never overwritten: if one has any of these names, every new column is "

@@ -32,6 +32,7 @@ from bayesgmm._kernel import logp_and_grad, pack_block
 from bayesgmm.em import reference_em
 from bayesgmm.inference import PosteriorSample, SamplerSettings, sample_posterior
 from bayesgmm.likelihood import pointwise_log_likelihood
+from bayesgmm.noise import NoiseComponent
 from bayesgmm.parameters import (
     Layout,
     ModelParameters,
@@ -43,7 +44,7 @@ from bayesgmm.parameters import (
 from bayesgmm.posterior import build_datatree
 from bayesgmm.priors import GMMPriors, ResolvedPriors
 from bayesgmm.relabel import RelabellingSummary, relabel_draws
-from bayesgmm.scaling import ModelData, model_scale
+from bayesgmm.scaling import ModelData, model_noise_log_density, model_scale
 
 __all__ = [
     "Problem",
@@ -85,6 +86,9 @@ class Problem(NamedTuple):
     em_start : ModelParameters
         The EM start in data units, in the label order of ``start``: the
         relabelling pivot.
+    noise_volume : float or None
+        The user's ``noise_volume`` (data units), for the PyMC model; whether
+        there is a noise component at all is ``layout.has_noise``.
     """
 
     data: CheckedData
@@ -94,10 +98,16 @@ class Problem(NamedTuple):
     block: np.ndarray
     start: np.ndarray
     em_start: ModelParameters
+    noise_volume: float | None = None
 
 
 def em_start_parameters(
-    values: np.ndarray, n_components: int, covariance_type: str, n_init: int, seed: int
+    values: np.ndarray,
+    n_components: int,
+    covariance_type: str,
+    n_init: int,
+    seed: int,
+    noise_log_density: float | None = None,
 ) -> ModelParameters:
     """The reference EM solution as ModelParameters (weights kept > 0).
 
@@ -109,13 +119,18 @@ def em_start_parameters(
     n_init : int
         EM restarts.
     seed : int
+    noise_log_density : float, optional
+        ``log(1 / V)`` on the scale of ``values``: EM then fits the same
+        uniform noise component.
 
     Returns
     -------
     ModelParameters
         On the scale of ``values``, without leading axes.
     """
-    em = reference_em(values, n_components, covariance_type, n_init=n_init, random_state=seed)
+    noise_volume = None if noise_log_density is None else float(np.exp(-noise_log_density))
+    em = reference_em(values, n_components, covariance_type, n_init=n_init, random_state=seed,
+                      noise_volume=noise_volume)
     n_features = values.shape[1]
     shape = (n_components, n_features)
     match covariance_type:
@@ -130,8 +145,14 @@ def em_start_parameters(
         chol = np.linalg.cholesky(covariances / (scales[:, :, None] * scales[:, None, :]))
     else:
         chol = np.broadcast_to(np.eye(n_features), shape + (n_features,))
-    weights = np.maximum(em.weights_, MIN_START_WEIGHT)
-    return ModelParameters(weights / weights.sum(), em.means_, np.array(scales), np.array(chol))
+    if noise_log_density is None:
+        weights = np.maximum(em.weights_, MIN_START_WEIGHT)
+        return ModelParameters(weights / weights.sum(), em.means_, np.array(scales),
+                               np.array(chol))
+    weights = np.maximum(np.append(em.weights_, em.noise_weight_), MIN_START_WEIGHT)
+    weights /= weights.sum()
+    return ModelParameters(weights[:-1], em.means_, np.array(scales), np.array(chol),
+                           NoiseComponent(weights[-1], noise_log_density))
 
 
 def within_prior_reach(
@@ -239,6 +260,8 @@ def prepare_problem(
     em_n_init: int,
     rng: np.random.Generator,
     settings: SamplerSettings | None = None,
+    noise: bool = False,
+    noise_volume: float | None = None,
 ) -> Problem:
     """Check the data and build the compiled density and the start.
 
@@ -254,6 +277,10 @@ def prepare_problem(
     settings : SamplerSettings, optional
         When given, the workload they imply is checked right after the data
         (:func:`bayesgmm._checks.check_workload`), before the EM start.
+    noise : bool, default=False
+        Add a uniform noise component (:mod:`bayesgmm.noise`).
+    noise_volume : float, optional
+        Its hypervolume in data units; default the data's bounding box.
 
     Returns
     -------
@@ -272,10 +299,11 @@ def prepare_problem(
         check_workload(*data.values.shape, n_components, draws=settings.draws,
                        chains=settings.chains, covariance_type=covariance_type)
     scaled = model_scale(data.values, priors, n_components, covariance_type)
-    layout = Layout(n_components, data.values.shape[1], covariance_type)
+    noise_log_density = model_noise_log_density(data.values, scaled.scale, noise, noise_volume)
+    layout = Layout(n_components, data.values.shape[1], covariance_type, noise_log_density)
     start_parameters = within_prior_reach(
         em_start_parameters(scaled.values, n_components, covariance_type, em_n_init,
-                            int(rng.integers(2**31 - 1))),
+                            int(rng.integers(2**31 - 1)), noise_log_density),
         scaled.resolved, covariance_type,
     )
     concentration = scaled.resolved.weight_concentration
@@ -283,8 +311,10 @@ def prepare_problem(
         # EM's label order is arbitrary; an asymmetric prior is not.  Start
         # the chains (and the relabelling pivot) in the labelling it favours.
         order = prior_label_order(start_parameters.weights, concentration)
-        start_parameters = ModelParameters(*(np.asarray(a)[order] for a in start_parameters))
-    block = pack_block(scaled.values, scaled.resolved, n_components, covariance_type)
+        start_parameters = ModelParameters(*(np.asarray(a)[order] for a in start_parameters[:4]),
+                                           start_parameters.noise)
+    block = pack_block(scaled.values, scaled.resolved, n_components, covariance_type,
+                       noise_log_density)
     # A nudge in the unconstrained space, invisible at the posterior's scale:
     # nutpie rejects a start whose gradient has an exact zero (e.g. a
     # correlation of exactly 0 in a component no point belongs to).
@@ -298,7 +328,8 @@ def prepare_problem(
             "duplicated rows). Use fewer components or remove duplicated rows."
         )
     em_start = to_data_units(start_parameters, scaled.centre, scaled.scale)
-    return Problem(data, scaled, priors, layout, block, start, em_start)
+    return Problem(data, scaled, priors, layout, block, start, em_start,
+                   noise_volume if noise else None)
 
 
 def sample_problem(
@@ -322,7 +353,8 @@ def sample_problem(
 
         frame = pd.DataFrame(problem.data.values, columns=problem.data.feature_names)
         layout = problem.layout
-        return build_model(frame, layout.n_components, problem.priors, layout.covariance_type)
+        return build_model(frame, layout.n_components, problem.priors, layout.covariance_type,
+                           problem.noise_volume, noise=layout.has_noise)
 
     return sample_posterior(settings, block=problem.block, start=problem.start,
                             layout=problem.layout, model_factory=pymc_model, rng=rng)

@@ -28,6 +28,7 @@ import xarray as xr
 
 from bayesgmm._kernel import logp_and_grad, logp_batch
 from bayesgmm.advi import ADVI_METHODS, fit_advi
+from bayesgmm.noise import NoiseComponent
 from bayesgmm.parameters import Layout, ModelParameters, unconstrained_to_parameters
 
 __all__ = [
@@ -230,6 +231,8 @@ def _pymc_start(model, start, layout) -> dict[str, np.ndarray]:
     chol = parameters.correlation_cholesky
     values = {
         "weights": parameters.weights,
+        "mixture_weights": (None if parameters.noise is None else
+                            np.append(parameters.weights, parameters.noise.weight)),
         "means": parameters.means,
         "scales": parameters.scales[:sets, :per_set].reshape(scale_shape),
         "correlations_cholesky": chol[0] if layout.covariance_type == "tied" else chol,
@@ -262,10 +265,14 @@ def parameters_from_pymc(posterior: xr.Dataset, layout: Layout) -> ModelParamete
         chol = chol.reshape(sample_shape + (-1, d, d))
     else:
         chol = np.eye(d)
+    noise = None
+    if layout.has_noise:
+        noise = NoiseComponent(posterior["noise_weight"].values, layout.noise_log_density)
     return ModelParameters(
         weights, posterior["means"].values,
         np.broadcast_to(scales, sample_shape + (k, d)).copy(),
         np.broadcast_to(chol, sample_shape + (k, d, d)).copy(),
+        noise,
     )
 
 

@@ -43,7 +43,7 @@ import netCDF4
 import numpy as np
 import xarray as xr
 
-from bayesgmm.posterior import FORMAT_VERSION, OBSERVED, REQUIRED_LAYOUT
+from bayesgmm.posterior import FORMAT_VERSION, NOISE_WEIGHT, OBSERVED, REQUIRED_LAYOUT
 
 __all__ = [
     "CONTENT_DIGEST_ATTR",
@@ -446,6 +446,8 @@ def _check_values(tree: xr.DataTree) -> None:
         if not np.isfinite(posterior[name].values).all():
             raise _damaged(f"posterior '{name}' holds NaN or infinite draws")
     weights = posterior["weights"].values
+    if NOISE_WEIGHT in posterior:  # the Gaussian weights sum to one minus the noise's
+        weights = np.concatenate([weights, posterior[NOISE_WEIGHT].values[..., None]], axis=-1)
     if weights.min() < 0 or weights.max() > 1:
         raise _damaged(f"posterior weights range over [{weights.min():g}, {weights.max():g}], "
                        "outside [0, 1]")

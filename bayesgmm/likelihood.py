@@ -2,7 +2,9 @@
 
 Every posterior summary (pointwise log-likelihood for LOO, memberships,
 predictive densities, Stephens relabelling) is built on :func:`log_joint`,
-``log w_k + log N(x_i | mu_k, Sigma_k)`` for a batch of draws.  The full
+``log w_k + log N(x_i | mu_k, Sigma_k)`` for a batch of draws, with the
+noise component's ``log w_noise + log(1 / V)`` as a last column when the
+model has one.  The full
 ``(n_draws, n_obs, n_components)`` array is never materialised for large
 inputs: :func:`iter_obs_chunks` yields it block by block over observations,
 sized so that one block holds about :data:`DEFAULT_BUDGET` numbers.
@@ -35,10 +37,15 @@ class _Prepared(NamedTuple):
     centred_means: np.ndarray
     precisions_cholesky: np.ndarray
     log_weights: np.ndarray
+    log_noise: np.ndarray | None
 
     def log_joint(self, X: np.ndarray) -> np.ndarray:
         density = log_gaussian_full(X - self.centre, self.centred_means, self.precisions_cholesky)
-        return density + self.log_weights[:, None, :]
+        joint = density + self.log_weights[:, None, :]
+        if self.log_noise is None:
+            return joint
+        noise = np.broadcast_to(self.log_noise[:, None, None], joint.shape[:2] + (1,))
+        return np.concatenate([joint, noise], axis=-1)
 
 
 def _prepare(parameters: ModelParameters) -> _Prepared:
@@ -46,10 +53,13 @@ def _prepare(parameters: ModelParameters) -> _Prepared:
     # and keeps the shared density's ``X @ U - mean @ U`` exact in data units
     # far from the origin.
     centre = parameters.means.reshape(-1, parameters.means.shape[-1]).mean(axis=0)
+    noise = parameters.noise
     with np.errstate(divide="ignore"):
         log_weights = np.log(parameters.weights)
+        log_noise = (None if noise is None
+                     else np.log(np.asarray(noise.weight, dtype=np.float64)) + noise.log_density)
     return _Prepared(centre, parameters.means - centre, parameters.precisions_cholesky,
-                     log_weights)
+                     log_weights, log_noise)
 
 
 def log_joint(X: np.ndarray, parameters: ModelParameters) -> np.ndarray:
@@ -63,7 +73,9 @@ def log_joint(X: np.ndarray, parameters: ModelParameters) -> np.ndarray:
 
     Returns
     -------
-    ndarray of shape (n_draws, n_obs, n_components)
+    ndarray of shape (n_draws, n_obs, n_components), or n_components + 1
+        With a noise component, ``log w_noise + log(1 / V)`` is the last
+        column.
     """
     return _prepare(parameters).log_joint(X)
 

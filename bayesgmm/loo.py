@@ -41,7 +41,7 @@ from bayesgmm.parameters import (
     unconstrained_to_parameters,
 )
 from bayesgmm.posterior import OBSERVED, parameters_from_posterior
-from bayesgmm.scaling import model_scale
+from bayesgmm.scaling import model_noise_log_density, model_scale
 
 __all__ = [
     "KFOLD_SHARE",
@@ -184,9 +184,12 @@ class _Unconstrained:
         priors = fit.priors_
         values, self.centre, self.scale, resolved = model_scale(X, priors, fit.n_components,
                                                               fit.covariance_type)
+        noise_log_density = model_noise_log_density(X, self.scale, fit.noise, fit.noise_volume)
         self.X = X
-        self.layout = Layout(fit.n_components, X.shape[1], fit.covariance_type)
-        self.block = pack_block(values, resolved, fit.n_components, fit.covariance_type)
+        self.layout = Layout(fit.n_components, X.shape[1], fit.covariance_type,
+                             noise_log_density)
+        self.block = pack_block(values, resolved, fit.n_components, fit.covariance_type,
+                                noise_log_density)
 
     def upars(self, posterior: xr.Dataset) -> xr.DataArray:
         chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]

@@ -12,6 +12,12 @@ and reduced on the fly (see :mod:`bayesgmm.likelihood`):
 * ``mutual_information``: epistemic part, ``entropy - expected_entropy`` >= 0,
   the doubt that comes from not knowing the parameters;
 * ``label`` = argmax of ``p[i]`` and ``confidence`` = its max.
+
+With a noise component (:mod:`bayesgmm.noise`) the responsibilities have a
+last column for it: it counts in the entropies and the label (a point the
+noise takes most is labelled :data:`~bayesgmm.noise.NOISE_LABEL`, -1), it
+is never a cluster in co-clustering (two noise points do not "share a
+component") and never an occupied component.
 """
 
 from __future__ import annotations
@@ -22,20 +28,26 @@ import numpy as np
 
 from bayesgmm.gaussian import normalize
 from bayesgmm.likelihood import DEFAULT_BUDGET, iter_obs_chunks, log_joint
-from bayesgmm.parameters import ModelParameters
+from bayesgmm.noise import NOISE_LABEL
+from bayesgmm.parameters import ModelParameters, map_draws
 
 __all__ = [
     "MembershipArrays",
     "membership_arrays",
     "coclustering_matrix",
     "mean_membership",
+    "labels_from",
     "entropy",
     "occupied_component_counts",
 ]
 
 
 class MembershipArrays(NamedTuple):
-    """Array form of the membership summary (see the module docstring)."""
+    """Array form of the membership summary (see the module docstring).
+
+    ``prob``, ``prob_lower`` and ``prob_upper`` have one column per
+    component, plus the noise's last when the model has one.
+    """
 
     prob: np.ndarray
     prob_lower: np.ndarray
@@ -76,9 +88,9 @@ def membership_arrays(
     MembershipArrays
     """
     n_obs = X.shape[0]
-    n_components = parameters.weights.shape[-1]
+    n_columns = _n_columns(parameters)
     out = {
-        name: np.empty((n_obs, n_components))
+        name: np.empty((n_obs, n_columns))
         for name in ("prob", "prob_lower", "prob_upper")
     }
     expected_entropy = np.empty(n_obs)
@@ -99,16 +111,40 @@ def membership_arrays(
         entropy=total,
         expected_entropy=expected_entropy,
         mutual_information=mutual_information,
-        label=out["prob"].argmax(axis=1),
+        label=labels_from(out["prob"], parameters),
         confidence=out["prob"].max(axis=1),
     )
+
+
+def _n_columns(parameters: ModelParameters) -> int:
+    """Responsibility columns: the components, and the noise when there is one."""
+    return parameters.weights.shape[-1] + (parameters.noise is not None)
+
+
+def labels_from(prob: np.ndarray, parameters: ModelParameters) -> np.ndarray:
+    """Most probable column of every row; the noise column becomes NOISE_LABEL.
+
+    Parameters
+    ----------
+    prob : ndarray of shape (n_obs, n_columns)
+        Membership probabilities, noise last when ``parameters`` has one.
+    parameters : ModelParameters
+
+    Returns
+    -------
+    ndarray of shape (n_obs,) of int
+    """
+    labels = prob.argmax(axis=1)
+    if parameters.noise is not None:
+        labels[labels == parameters.weights.shape[-1]] = NOISE_LABEL
+    return labels
 
 
 def mean_membership(
     X: np.ndarray, parameters: ModelParameters, budget: int = DEFAULT_BUDGET
 ) -> np.ndarray:
-    """Posterior-mean responsibilities only, shape (n_obs, n_components)."""
-    out = np.empty((X.shape[0], parameters.weights.shape[-1]))
+    """Posterior-mean responsibilities only, shape (n_obs, n_components [+ 1 for noise])."""
+    out = np.empty((X.shape[0], _n_columns(parameters)))
     for rows, joint in iter_obs_chunks(X, parameters, budget):
         out[rows] = normalize(joint)[1].mean(axis=0)
     return out
@@ -140,8 +176,9 @@ def coclustering_matrix(
     draws_per_block = max(1, budget // max(1, n_obs * n_components * n_features))
     total = np.zeros((n_obs, n_obs))
     for start in range(0, n_draws, draws_per_block):
-        block = ModelParameters(*(a[start:start + draws_per_block] for a in parameters))
-        responsibilities = normalize(log_joint(X, block))[1]
+        block = map_draws(parameters, lambda a, draws=slice(start, start + draws_per_block):
+                          a[draws])
+        responsibilities = normalize(log_joint(X, block))[1][..., :n_components]
         total += np.einsum("sik,sjk->ij", responsibilities, responsibilities)
     total /= n_draws
     np.fill_diagonal(total, 1.0)
@@ -172,12 +209,13 @@ def occupied_component_counts(
     ndarray of shape (n_draws,) of int
     """
     n_draws, n_components = parameters.weights.shape
-    sizes = np.zeros((n_draws, n_components), dtype=np.int64)
+    n_columns = _n_columns(parameters)
+    sizes = np.zeros((n_draws, n_columns), dtype=np.int64)
     draw_index = np.arange(n_draws)[:, None]
     for _, joint in iter_obs_chunks(X, parameters, budget):
         cumulative = np.cumsum(normalize(joint)[1], axis=-1)
         uniform = rng.random(cumulative.shape[:2] + (1,))
         allocation = np.minimum((cumulative < uniform * cumulative[..., -1:]).sum(axis=-1),
-                                n_components - 1)
+                                n_columns - 1)
         np.add.at(sizes, (np.broadcast_to(draw_index, allocation.shape), allocation), 1)
-    return (sizes > 0).sum(axis=1)
+    return (sizes[:, :n_components] > 0).sum(axis=1)

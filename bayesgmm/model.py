@@ -18,7 +18,7 @@ import pytensor.tensor as pt
 
 from bayesgmm._checks import check_n_components, check_X
 from bayesgmm.priors import INVERSE_GAMMA_SHAPE, GMMPriors, ResolvedPriors
-from bayesgmm.scaling import COVARIANCE_TYPES, model_scale
+from bayesgmm.scaling import COVARIANCE_TYPES, model_noise_log_density, model_scale
 
 __all__ = ["build_model"]
 
@@ -36,13 +36,20 @@ with warnings.catch_warnings():
 
 # One function per model term, in the order of the compiled kernel's terms
 # (bayesgmm._kernel): adding a term means one function here and one there.
-def _weights(resolved: ResolvedPriors, n_components: int):
+def _weights(resolved: ResolvedPriors, n_components: int, with_noise: bool):
+    concentration = np.asarray(resolved.weight_concentration, dtype=np.float64)
+    if with_noise:
+        # The noise weight is the last of one Dirichlet over K + 1 entries.
+        mixture_weights = pm.Dirichlet(
+            "mixture_weights", a=np.append(concentration, resolved.noise_concentration),
+            dims="mixture_column",
+        )
+        noise_weight = pm.Deterministic("noise_weight", mixture_weights[n_components])
+        weights = pm.Deterministic("weights", mixture_weights[:n_components], dims="component")
+        return weights, noise_weight
     if n_components == 1:
-        return pm.Deterministic("weights", pt.ones(1), dims="component")
-    return pm.Dirichlet(
-        "weights", a=np.asarray(resolved.weight_concentration, dtype=np.float64),
-        dims="component",
-    )
+        return pm.Deterministic("weights", pt.ones(1), dims="component"), None
+    return pm.Dirichlet("weights", a=concentration, dims="component"), None
 
 
 def _means(resolved: ResolvedPriors):
@@ -98,13 +105,32 @@ def _component_scales(scales, covariance_type: str, shape):
     return scales
 
 
-def _likelihood(data, weights, means, scales, correlation_cholesky, shape):
+def _component_cholesky(scales, correlation_cholesky):
+    """``diag(scales_k) L_k``, recording correlations and covariances as deterministics."""
     chol = scales[:, :, None] * correlation_cholesky
     pairs = ("component", "feature", "feature2")
     pm.Deterministic("correlations", correlation_cholesky @ correlation_cholesky.mT, dims=pairs)
     pm.Deterministic("covariances", chol @ chol.mT, dims=pairs)
+    return chol
+
+
+def _likelihood(data, weights, means, chol, shape):
     components = pm.MvNormal.dist(mu=means, chol=chol, shape=shape)
     pm.Mixture("x", w=weights, comp_dists=components, observed=data, dims=("obs", "feature"))
+
+
+def _likelihood_with_noise(data, weights, means, chol, shape, noise_weight,
+                           noise_log_density: float):
+    """The mixture plus a constant density ``1 / V``.
+
+    ``pm.Mixture`` has no improper uniform component, so the marginal
+    log-likelihood is written out as a potential.
+    """
+    components = pm.MvNormal.dist(mu=means, chol=chol, shape=shape)
+    gaussian = pm.logp(components, data[:, None, :]) + pt.log(weights)
+    noise = pt.log(noise_weight) + np.float64(noise_log_density)
+    joint = pt.concatenate([gaussian, pt.broadcast_to(noise, (data.shape[0], 1))], axis=1)
+    pm.Potential("x", pt.logsumexp(joint, axis=1).sum())
 
 
 def build_model(
@@ -112,6 +138,9 @@ def build_model(
     n_components: int,
     priors: GMMPriors | None = None,
     covariance_type: str = "full",
+    noise_volume: float | None = None,
+    *,
+    noise: bool = False,
 ) -> pm.Model:
     """Build the marginalised, component-vectorised PyMC mixture model.
 
@@ -129,6 +158,15 @@ def build_model(
         ``"diag"``: independent features, own scales per component.
         ``"spherical"``: one scale per component for every feature (the
         data are then standardised by one common scale).
+
+    noise_volume : float, optional
+        With ``noise=True``: the hypervolume ``V`` of the noise, in the
+        data's units; default the data's bounding box.
+    noise : bool, default=False
+        Add a uniform noise component of density ``1 / V``
+        (:mod:`bayesgmm.noise`); its weight is the last entry of one
+        Dirichlet, ``mixture_weights``, with ``weights`` (the Gaussian ones)
+        and ``noise_weight`` as deterministics.
 
     Returns
     -------
@@ -153,22 +191,30 @@ def build_model(
     priors = priors if priors is not None else GMMPriors()
     checked = check_X(X, n_components=n_components)
     names = checked.feature_names
-    values, _, _, resolved = model_scale(checked.values, priors, n_components, covariance_type)
+    values, _, scale, resolved = model_scale(checked.values, priors, n_components,
+                                             covariance_type)
+    noise_log_density = model_noise_log_density(checked.values, scale, noise, noise_volume)
     n_samples, n_features = values.shape
     coords = {
         "component": np.arange(n_components),
+        "mixture_column": np.arange(n_components + 1),
         "feature": names,
         "feature2": names,
         "obs": np.arange(n_samples),
     }
     with pm.Model(coords=coords) as model:
         data = pm.Data("X", values, dims=("obs", "feature"))
-        weights = _weights(resolved, n_components)
+        weights, noise_weight = _weights(resolved, n_components, noise_log_density is not None)
         means = _means(resolved)
         scales = _component_scales(_scales(resolved, covariance_type), covariance_type,
                                    (n_components, n_features))
         correlation_cholesky = _correlation_cholesky(resolved, n_components, n_features,
                                                      covariance_type)
-        _likelihood(data, weights, means, scales, correlation_cholesky,
-                    (n_components, n_features))
+        chol = _component_cholesky(scales, correlation_cholesky)
+        shape = (n_components, n_features)
+        if noise_log_density is None:
+            _likelihood(data, weights, means, chol, shape)
+        else:
+            _likelihood_with_noise(data, weights, means, chol, shape, noise_weight,
+                                   noise_log_density)
     return model

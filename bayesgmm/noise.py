@@ -32,6 +32,8 @@ import numpy as np
 
 __all__ = [
     "NOISE_LABEL",
+    "NoiseComponent",
+    "check_noise_settings",
     "NoiseRegion",
     "check_noise_volume",
     "log_bounding_box_volume",
@@ -41,6 +43,41 @@ __all__ = [
 
 NOISE_LABEL = -1
 """Label of points whose most probable component is the noise."""
+
+
+class NoiseComponent(NamedTuple):
+    """The noise component of one mixture, or of a batch of posterior draws.
+
+    Attributes
+    ----------
+    weight : float or ndarray of shape (...)
+        Its mixture weight (per draw when batched); the Gaussian weights sum
+        to one minus it.
+    log_density : float
+        ``log(1 / V)`` on the scale the parameters are on (see
+        :func:`log_noise_density`); the same for every draw.
+    """
+
+    weight: float | np.ndarray
+    log_density: float
+
+
+def check_noise_settings(noise, noise_volume) -> None:
+    """Refuse a ``noise`` that is not a bool, or a ``noise_volume`` without noise.
+
+    Parameters
+    ----------
+    noise : bool
+    noise_volume : float or None
+    """
+    if not isinstance(noise, (bool, np.bool_)):
+        raise TypeError(f"noise must be True or False, got {noise!r}.")
+    check_noise_volume(noise_volume)
+    if noise_volume is not None and not noise:
+        raise ValueError(
+            "noise_volume is the volume of the noise component, which is only "
+            "fitted with noise=True. Pass noise=True as well, or drop noise_volume."
+        )
 
 
 def check_noise_volume(noise_volume) -> None:

@@ -32,6 +32,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from bayesgmm.noise import NoiseComponent
+
 __all__ = [
     "COVARIANCE_TYPES",
     "Layout",
@@ -39,6 +41,7 @@ __all__ = [
     "spiral_indices",
     "unconstrained_to_parameters",
     "parameters_to_unconstrained",
+    "map_draws",
     "flatten_draws",
     "unflatten_draws",
     "to_data_units",
@@ -56,16 +59,35 @@ correlations), ``spherical`` (one scale per component for every feature)."""
 
 
 class Layout(NamedTuple):
-    """Where each parameter block sits in the unconstrained vector."""
+    """Where each parameter block sits in the unconstrained vector.
+
+    Attributes
+    ----------
+    n_components : int
+        Gaussian components.
+    n_features : int
+    covariance_type : str
+        One of :data:`COVARIANCE_TYPES`.
+    noise_log_density : float or None
+        ``log(1 / V)`` on the model's scale when the model has a uniform
+        noise component (:mod:`bayesgmm.noise`), whose weight is then the
+        last entry of the simplex; None without one.
+    """
 
     n_components: int
     n_features: int
     covariance_type: str
+    noise_log_density: float | None = None
+
+    @property
+    def has_noise(self) -> bool:
+        """Whether the model has a noise component."""
+        return self.noise_log_density is not None
 
     @property
     def n_weights(self) -> int:
-        """Length of the simplex block (0 when K = 1)."""
-        return self.n_components - 1
+        """Length of the simplex block: one less than the weights (0 when there is one)."""
+        return self.n_components - 1 + self.has_noise
 
     @property
     def scale_shape(self) -> tuple[int, int]:
@@ -117,12 +139,21 @@ class ModelParameters(NamedTuple):
         Per-feature standard deviations.
     correlation_cholesky : ndarray of shape (..., n_components, n_features, n_features)
         Lower Cholesky factors of the correlation matrices (identity for diag).
+    noise : NoiseComponent or None
+        The uniform noise component, its ``weight`` of shape (...); the
+        Gaussian ``weights`` then sum to one minus it.  None without one.
     """
 
     weights: np.ndarray
     means: np.ndarray
     scales: np.ndarray
     correlation_cholesky: np.ndarray
+    noise: NoiseComponent | None = None
+
+    @property
+    def gaussian(self) -> ModelParameters:
+        """The Gaussian components alone (the noise dropped)."""
+        return self._replace(noise=None)
 
     @property
     def covariance_cholesky(self) -> np.ndarray:
@@ -198,7 +229,7 @@ def unconstrained_to_parameters(theta: np.ndarray, layout: Layout) -> ModelParam
     k, d = layout.n_components, layout.n_features
     batch = theta.shape[:-1]
     parts = {name: theta[..., part] for name, part in layout.slices.items()}
-    if k > 1:
+    if layout.n_weights:
         logits = np.concatenate(
             [parts["weights"], -parts["weights"].sum(axis=-1, keepdims=True)], axis=-1
         )
@@ -207,6 +238,10 @@ def unconstrained_to_parameters(theta: np.ndarray, layout: Layout) -> ModelParam
         weights /= weights.sum(axis=-1, keepdims=True)
     else:
         weights = np.ones(batch + (1,))
+    noise = None
+    if layout.has_noise:
+        noise = NoiseComponent(weights[..., -1], layout.noise_log_density)
+        weights = weights[..., :-1]
     means = parts["means"].reshape(batch + (k, d))
     scale_sets = np.exp(parts["scales"].reshape(batch + layout.scale_shape))
     scales = np.broadcast_to(scale_sets, batch + (k, d)).copy()
@@ -217,7 +252,7 @@ def unconstrained_to_parameters(theta: np.ndarray, layout: Layout) -> ModelParam
         chol[..., rows, cols] = parts["correlations"].reshape(batch + (sets, -1))
         chol /= np.sqrt((chol**2).sum(axis=-1, keepdims=True))
     chol = np.broadcast_to(chol, batch + (k, d, d)).copy()
-    return ModelParameters(weights, means, scales, chol)
+    return ModelParameters(weights, means, scales, chol, noise)
 
 
 def parameters_to_unconstrained(parameters: ModelParameters, layout: Layout) -> np.ndarray:
@@ -237,10 +272,14 @@ def parameters_to_unconstrained(parameters: ModelParameters, layout: Layout) -> 
     """
     batch = np.shape(parameters.weights)[:-1]
     pieces = []
-    if layout.n_components > 1:
+    weights = np.asarray(parameters.weights)
+    if layout.has_noise:
+        weights = np.concatenate([weights, np.asarray(parameters.noise.weight)[..., None]],
+                                 axis=-1)
+    if layout.n_weights:
         # A sparse prior can leave a weight that underflowed to exactly 0 in
         # a draw; the smallest positive double keeps its logit finite.
-        log_weights = np.log(np.maximum(parameters.weights, np.finfo(np.float64).tiny))
+        log_weights = np.log(np.maximum(weights, np.finfo(np.float64).tiny))
         centred = log_weights - log_weights.mean(axis=-1, keepdims=True)
         pieces.append(centred[..., :-1])
     pieces.append(np.reshape(parameters.means, batch + (-1,)))
@@ -255,18 +294,34 @@ def parameters_to_unconstrained(parameters: ModelParameters, layout: Layout) -> 
     return np.concatenate(pieces, axis=-1)
 
 
+def map_draws(parameters: ModelParameters, function) -> ModelParameters:
+    """Apply ``function`` to every array batched over the draws (noise weight included).
+
+    ``function`` must act on the leading (draw) axes only, e.g. reshape them
+    or select draws; it sees each of the four Gaussian arrays and the noise
+    weight (shape ``(...)``).
+    """
+    noise = parameters.noise
+    if noise is not None:
+        noise = noise._replace(weight=function(np.asarray(noise.weight)))
+    return ModelParameters(*(function(np.asarray(a)) for a in parameters[:4]), noise)
+
+
 def flatten_draws(parameters: ModelParameters, n_sample_dims: int = 2) -> ModelParameters:
     """Merge the leading ``(chain, draw)`` axes into one draw axis."""
-    return ModelParameters(
-        *(np.reshape(a, (-1,) + a.shape[n_sample_dims:]) for a in parameters)
-    )
+    return map_draws(parameters, lambda a: np.reshape(a, (-1,) + a.shape[n_sample_dims:]))
 
 
 def unflatten_draws(parameters: ModelParameters, n_chains: int) -> ModelParameters:
     """Split one draw axis back into ``(chain, draw)``; inverse of :func:`flatten_draws`."""
-    return ModelParameters(
-        *(np.reshape(a, (n_chains, -1) + a.shape[1:]) for a in parameters)
-    )
+    return map_draws(parameters, lambda a: np.reshape(a, (n_chains, -1) + a.shape[1:]))
+
+
+def _noise_in_units(noise: NoiseComponent | None, scale: np.ndarray, power: float):
+    """The noise density after dividing (power -1) or multiplying (+1) the data by ``scale``."""
+    if noise is None:
+        return None
+    return noise._replace(log_density=noise.log_density - power * float(np.log(scale).sum()))
 
 
 def to_data_units(
@@ -278,6 +333,7 @@ def to_data_units(
         centre + parameters.means * scale,
         parameters.scales * scale,
         parameters.correlation_cholesky,
+        _noise_in_units(parameters.noise, scale, 1.0),
     )
 
 
@@ -290,6 +346,7 @@ def to_model_units(
         (parameters.means - centre) / scale,
         parameters.scales / scale,
         parameters.correlation_cholesky,
+        _noise_in_units(parameters.noise, scale, -1.0),
     )
 
 
@@ -304,7 +361,8 @@ def parameter_matrix(
     agreement checks and SBC.  Per component: the weight (when K > 1), the
     means, and its own scales (``full``, ``diag``: one per feature;
     ``spherical``: one) and, for ``full`` with D > 1, the strictly lower
-    correlations.  ``tied`` scales and correlations are shared, so they come
+    correlations.  The noise weight follows, when there is a noise
+    component.  ``tied`` scales and correlations are shared, so they come
     once, after the components.  The constant correlation diagonal, the
     redundant upper triangle and repeated shared values are left out (their
     R-hat is undefined or repeated).
@@ -361,6 +419,9 @@ def parameter_matrix(
         if has_correlations and covariance_type == "full":
             names += [f"correlations[{k}, {pair}]" for pair in pairs]
             columns += [correlations[..., k, t] for t in range(rows.size)]
+    if parameters.noise is not None:
+        names.append("noise_weight")
+        columns.append(np.broadcast_to(parameters.noise.weight, batch))
     if covariance_type == "tied":
         names += [f"scales[{f}]" for f in features]
         columns += [parameters.scales[..., 0, d] for d in range(n_features)]

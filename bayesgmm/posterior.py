@@ -13,10 +13,12 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from bayesgmm.noise import NoiseComponent
 from bayesgmm.parameters import ModelParameters, flatten_draws
 
 __all__ = [
     "FORMAT_VERSION",
+    "NOISE_WEIGHT",
     "OBSERVED",
     "REQUIRED_LAYOUT",
     "build_datatree",
@@ -48,14 +50,25 @@ REQUIRED_LAYOUT = {
 """
 
 
+NOISE_WEIGHT = "noise_weight"
+"""Posterior variable of a model with a noise component: its weight per draw, with
+the noise's ``log(1 / V)`` in data units as the attribute ``log_density``."""
+
+
 def _posterior_dataset(parameters: ModelParameters, coords: dict) -> xr.Dataset:
     values = {"weights": parameters.weights, "means": parameters.means,
               "scales": parameters.scales, "correlations": parameters.correlations,
               "covariances": parameters.covariances}
-    return xr.Dataset(
+    dataset = xr.Dataset(
         {name: (dims, values[name]) for name, dims in REQUIRED_LAYOUT["posterior"].items()},
         coords=coords,
     )
+    if parameters.noise is not None:
+        dataset[NOISE_WEIGHT] = xr.DataArray(
+            np.asarray(parameters.noise.weight), dims=_SAMPLE,
+            attrs={"log_density": float(parameters.noise.log_density)},
+        )
+    return dataset
 
 
 def build_datatree(
@@ -130,7 +143,8 @@ def parameters_from_posterior(posterior: xr.Dataset, flatten: bool = True) -> Mo
     Parameters
     ----------
     posterior : xarray.Dataset
-        With ``weights``, ``means``, ``scales`` and ``correlations``.
+        With ``weights``, ``means``, ``scales`` and ``correlations``, and
+        :data:`NOISE_WEIGHT` for a model with a noise component.
     flatten : bool, default=True
         Merge ``(chain, draw)`` into one draw axis.
 
@@ -138,9 +152,13 @@ def parameters_from_posterior(posterior: xr.Dataset, flatten: bool = True) -> Mo
     -------
     ModelParameters
     """
+    noise = None
+    if NOISE_WEIGHT in posterior:
+        noise = NoiseComponent(posterior[NOISE_WEIGHT].values,
+                               float(posterior[NOISE_WEIGHT].attrs["log_density"]))
     parameters = ModelParameters(
         posterior["weights"].values, posterior["means"].values, posterior["scales"].values,
-        correlation_cholesky(posterior["correlations"].values),
+        correlation_cholesky(posterior["correlations"].values), noise,
     )
     return flatten_draws(parameters) if flatten else parameters
 

@@ -6,6 +6,7 @@ written into every fitted model's attributes, and is checked on load.
 The model it parameterises, for components ``k`` and features ``d``::
 
     weights            ~ Dirichlet(weight_concentration)
+                       | Dirichlet(weight_concentration, noise_concentration)  (noise=True)
     means[k, d]        ~ Normal(mean_loc[d], mean_scale[d])
     scales[k, d]       ~ InverseGamma(2, scale_scale[d])    (scale_prior="inverse_gamma", default)
                        | LogNormal(log(scale_scale[d]), 1) (scale_prior="lognormal")
@@ -13,6 +14,7 @@ The model it parameterises, for components ``k`` and features ``d``::
                        | Exponential(mean=scale_scale[d])  (scale_prior="exponential")
     correlations[k]    ~ LKJ(lkj_eta)                      (full covariance, D > 1)
     x_i                ~ sum_k weights[k] Normal(means[k], diag(scales[k]) R[k] diag(scales[k]))
+                         (+ noise_weight / V with noise=True, see bayesgmm.noise)
 
 With ``standardize=True`` (the default) the model is fitted to the data
 centred by the column means and divided by the column standard deviations;
@@ -89,6 +91,8 @@ class ResolvedPriors(NamedTuple):
     mean_loc, mean_scale, scale_scale : ndarray of shape (n_features,)
     scale_prior : str
     lkj_eta : float
+    noise_concentration : float
+        Used only by models with a noise component.
     """
 
     weight_concentration: np.ndarray
@@ -97,6 +101,7 @@ class ResolvedPriors(NamedTuple):
     scale_scale: np.ndarray
     scale_prior: str
     lkj_eta: float
+    noise_concentration: float = 1.0
 
 
 def _as_plain(name: str, value):
@@ -152,6 +157,11 @@ class GMMPriors:
     lkj_eta : float, default=2.0
         LKJ shape of the correlation matrices; 1 is uniform, larger values
         favour weaker correlations.
+    noise_concentration : float, default=1.0
+        Dirichlet concentration of the noise component's weight, beside the
+        Gaussian ones (only with ``noise=True``).  With the default 1 and
+        ``weight_concentration=1`` the noise weight is ``Beta(1, K)`` a
+        priori: anything from none to all, mean ``1 / (K + 1)``.
     standardize : bool, default=True
         Fit on standardised data with priors on the unit scale (``True``) or
         on the raw data with priors in data units (``False``).
@@ -171,6 +181,7 @@ class GMMPriors:
     scale_scale: float | tuple[float, ...] | None = None
     lkj_eta: float = 2.0
     standardize: bool = True
+    noise_concentration: float = 1.0
 
     def __post_init__(self) -> None:
         for name in ("weight_concentration", "mean_loc", "mean_scale", "scale_scale"):
@@ -188,6 +199,13 @@ class GMMPriors:
             raise ValueError(
                 f"GMMPriors.lkj_eta must be a positive number, e.g. lkj_eta=2.0; got "
                 f"{self.lkj_eta!r}."
+            )
+        object.__setattr__(self, "noise_concentration",
+                           _as_plain("noise_concentration", self.noise_concentration))
+        if not isinstance(self.noise_concentration, float) or not self.noise_concentration > 0:
+            raise ValueError(
+                "GMMPriors.noise_concentration must be one positive number, e.g. 1.0; got "
+                f"{self.noise_concentration!r}."
             )
         if not isinstance(self.standardize, bool):
             raise ValueError("GMMPriors.standardize must be True or False.")
@@ -259,4 +277,5 @@ class GMMPriors:
             scale_scale=pick("scale_scale", default_scale_scale),
             scale_prior=self.scale_prior,
             lkj_eta=float(self.lkj_eta),
+            noise_concentration=float(self.noise_concentration),
         )

@@ -168,8 +168,9 @@ def apply_permutations(values: np.ndarray, perms: np.ndarray) -> np.ndarray:
 
 
 def relabel_parameters(parameters: ModelParameters, perms: np.ndarray) -> ModelParameters:
-    """Apply permutations to every component-indexed parameter."""
-    return ModelParameters(*(apply_permutations(a, perms) for a in parameters))
+    """Apply permutations to every component-indexed parameter (never the noise)."""
+    return ModelParameters(*(apply_permutations(a, perms) for a in parameters[:4]),
+                           parameters.noise)
 
 
 def _pivot_costs(means, pivot_means, pivot_scales):
@@ -256,7 +257,9 @@ def stephens_permutations(
         # responsibilities per iteration.
         costs = np.zeros((n_draws, n_components, n_components))
         for _, joint in iter_obs_chunks(X, parameters, budget):
-            resp = normalize(joint)[1]
+            # A noise component keeps its label: its column normalises the
+            # responsibilities but is never permuted or matched.
+            resp = normalize(joint)[1][..., :n_components]
             mean_resp = apply_permutations(resp.swapaxes(1, 2), perms).mean(axis=0).T
             costs -= np.einsum("sij,ik->sjk", resp, np.log(np.maximum(mean_resp, tiny)))
         new_perms = hungarian_permutations(costs, groups)

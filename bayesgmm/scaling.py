@@ -11,6 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from bayesgmm.noise import check_noise_volume, log_noise_density, noise_region
 from bayesgmm.parameters import COVARIANCE_TYPES
 from bayesgmm.priors import GMMPriors, ResolvedPriors
 
@@ -19,6 +20,7 @@ __all__ = [
     "SCALE_MODES",
     "ModelData",
     "bulk_mask",
+    "model_noise_log_density",
     "model_scale",
     "standardization",
 ]
@@ -43,6 +45,9 @@ def bulk_mask(values: np.ndarray) -> np.ndarray:
     Parameters
     ----------
     values : ndarray of shape (n_samples, n_features)
+        Missing values (NaN) are ignored: the quartiles are those of the
+        observed values, and a missing value is never bulk.  Every column
+        needs an observed value.
 
     Returns
     -------
@@ -51,10 +56,11 @@ def bulk_mask(values: np.ndarray) -> np.ndarray:
         least half its values tied) cannot tell outliers from the bulk: all
         of it counts as bulk.
     """
-    lower, upper = np.percentile(values, [25.0, 75.0], axis=0)
+    # Without NaN, nanpercentile returns np.percentile's values bit for bit.
+    lower, upper = np.nanpercentile(values, [25.0, 75.0], axis=0)
     spread = upper - lower
     inside = (values >= lower - FAR_OUT_IQRS * spread) & (values <= upper + FAR_OUT_IQRS * spread)
-    return inside | (spread == 0.0)
+    return (inside | (spread == 0.0)) & ~np.isnan(values)
 
 
 def standardization(values: np.ndarray, scale_mode: str) -> tuple[np.ndarray, np.ndarray]:
@@ -74,6 +80,8 @@ def standardization(values: np.ndarray, scale_mode: str) -> tuple[np.ndarray, np
     Parameters
     ----------
     values : ndarray of shape (n_samples, n_features)
+        Missing values (NaN) are ignored: the centre and scale are those of
+        the observed values in each column's bulk.
     scale_mode : {"feature", "common"}
         Per-feature standard deviations, or one common scale (the root mean
         of the feature variances) repeated for every feature.
@@ -146,3 +154,29 @@ def model_scale(
     if not priors.standardize:
         return ModelData(values, np.zeros_like(centre), np.ones_like(scale), resolved)
     return ModelData((values - centre) / scale, centre, scale, resolved)
+
+
+def model_noise_log_density(
+    values: np.ndarray, scale: np.ndarray, noise: bool, noise_volume: float | None
+) -> float | None:
+    """``log(1 / V)`` of the noise component on the model's scale, or None without one.
+
+    Parameters
+    ----------
+    values : ndarray of shape (n_samples, n_features)
+        Checked data in the user's units (for the default ``V``, their
+        bounding box).
+    scale : ndarray of shape (n_features,)
+        ``ModelData.scale``: the model sees ``(x - centre) / scale``.
+    noise : bool
+    noise_volume : float or None
+        ``V`` in the user's units.
+
+    Returns
+    -------
+    float or None
+    """
+    if not noise:
+        return None
+    check_noise_volume(noise_volume)
+    return log_noise_density(noise_region(values, noise_volume).log_volume, scale)

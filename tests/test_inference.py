@@ -55,11 +55,10 @@ def test_advi_reports_its_trace_and_the_density_at_each_draw(problem):
     lp = sample.sample_stats["lp"].values[0]
     assert np.all(np.isfinite(lp)) and np.all(np.isfinite(sample.sample_stats["log_q"]))
     # lp is the compiled density at the draws (recomputed here from the returned draws).
-    from bayesgmm.parameters import parameters_to_unconstrained
+    from bayesgmm.parameters import map_draws, parameters_to_unconstrained
 
-    theta = parameters_to_unconstrained(
-        type(sample.parameters)(*(a[0] for a in sample.parameters)), problem.layout
-    )
+    theta = parameters_to_unconstrained(map_draws(sample.parameters, lambda a: a[0]),
+                                        problem.layout)
     np.testing.assert_allclose(lp, logp_batch(theta, problem.block), rtol=1e-9)
 
 

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from bayesgmm.noise import NoiseComponent
 from bayesgmm.parameters import (
     Layout,
     ModelParameters,
@@ -66,8 +67,20 @@ def test_unit_maps_are_inverse_and_move_only_location_and_scale(rng):
     np.testing.assert_allclose(data.covariances,
                                parameters.covariances * np.outer(scale, scale))
     np.testing.assert_array_equal(data.correlation_cholesky, parameters.correlation_cholesky)
-    for a, b in zip(to_model_units(data, centre, scale), parameters, strict=True):
+    for a, b in zip(to_model_units(data, centre, scale)[:4], parameters[:4], strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+def test_unit_maps_move_the_noise_density_by_the_jacobian(rng):
+    parameters = random_parameters(rng, (7,))._replace(
+        noise=NoiseComponent(rng.uniform(size=7), -2.0))
+    centre, scale = np.array([100.0, -3.0]), np.array([20.0, 0.01])
+    data = to_data_units(parameters, centre, scale)
+    # V in data units is V * prod(scale): log(1 / V) falls by sum(log scale).
+    assert data.noise.log_density == pytest.approx(-2.0 - np.log(scale).sum())
+    np.testing.assert_array_equal(data.noise.weight, parameters.noise.weight)
+    back = to_model_units(data, centre, scale)
+    assert back.noise.log_density == pytest.approx(-2.0, abs=1e-12)
 
 
 def test_precision_cholesky_inverts_the_covariance(rng):

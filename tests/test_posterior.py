@@ -2,8 +2,14 @@
 
 import numpy as np
 
+from bayesgmm.noise import NoiseComponent
 from bayesgmm.parameters import Layout, flatten_draws, unconstrained_to_parameters
-from bayesgmm.posterior import OBSERVED, build_datatree, parameters_from_posterior
+from bayesgmm.posterior import (
+    OBSERVED,
+    _posterior_dataset,
+    build_datatree,
+    parameters_from_posterior,
+)
 
 
 def tree_and_parameters(rng, chains=2, draws=5, n_components=3, n_features=2):
@@ -36,11 +42,24 @@ def test_parameters_come_back_from_the_posterior_group(rng):
     tree, parameters = tree_and_parameters(rng)
     posterior = tree.posterior.to_dataset()
     kept = parameters_from_posterior(posterior, flatten=False)
-    for a, b in zip(kept, parameters, strict=True):
+    for a, b in zip(kept[:4], parameters[:4], strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+    assert kept.noise is None
     flat = parameters_from_posterior(posterior)
-    for a, b in zip(flat, flatten_draws(parameters), strict=True):
+    for a, b in zip(flat[:4], flatten_draws(parameters)[:4], strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_the_noise_component_comes_back_from_the_posterior_group(rng):
+    _, parameters = tree_and_parameters(rng)
+    chains, draws = parameters.weights.shape[:2]
+    noise_weight = rng.uniform(0.0, 0.2, size=(chains, draws))
+    noisy = parameters._replace(weights=parameters.weights * (1 - noise_weight[..., None]),
+                                noise=NoiseComponent(noise_weight, -7.5))
+    posterior = _posterior_dataset(noisy, {"feature": ["u", "v"], "feature2": ["u", "v"]})
+    kept = parameters_from_posterior(posterior, flatten=False)
+    np.testing.assert_array_equal(kept.noise.weight, noise_weight)
+    assert kept.noise.log_density == -7.5
 
 
 def test_cholesky_of_a_singular_correlation_keeps_a_unit_diagonal():

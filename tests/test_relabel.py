@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from bayesgmm.datasets import make_mixture
-from bayesgmm.parameters import ModelParameters
+from bayesgmm.parameters import ModelParameters, map_draws
 from bayesgmm.relabel import (
     apply_permutations,
     hungarian_permutations,
@@ -32,7 +32,7 @@ def jittered_draws(rng, n_draws=400):
 
 
 def pivot_of(aligned):
-    return ModelParameters(*(a[0] for a in aligned))
+    return map_draws(aligned, lambda a: a[0])
 
 
 def test_apply_permutations_reorders_component_axis():

@@ -54,12 +54,13 @@ class Field(IntEnum):
     LKJ_CONSTANT = 5  # see bayesgmm._kernel.priors.lkj_log_normaliser
     DIRICHLET_CONSTANT = 6  # see bayesgmm._kernel.priors.dirichlet_constant
     COVARIANCE_TYPE = 7  # position in bayesgmm.parameters.COVARIANCE_TYPES
+    NOISE_LOG_DENSITY = 8  # log(1 / V) on the model's scale; -inf without a noise component
 
 
 class Section(IntEnum):
     """The arrays after the header, in block order."""
 
-    WEIGHT_CONCENTRATION = 0  # (n_components,)
+    WEIGHT_CONCENTRATION = 0  # (n_components,), then the noise's with a noise component
     MEAN_LOC = 1  # (n_features,)
     MEAN_SCALE = 2  # (n_features,)
     SCALE_SCALE = 3  # (n_features,), or (1,) for spherical

@@ -10,8 +10,10 @@ Three steps, called in this order by :func:`bayesgmm._kernel.logp_grad`:
 3. :func:`mixture_gradient`: the chain rule from those moments into the
    means, the scales and the correlation entries.
 
-The gradient with respect to the weights needs only the counts; it is added
-together with the Dirichlet's by :func:`bayesgmm._kernel.priors.simplex_gradient`.
+The gradient with respect to the weights (the noise component's included)
+needs only the counts; it is added together with the Dirichlet's by
+:func:`bayesgmm._kernel.priors.simplex_gradient`.  A uniform noise component
+(:mod:`bayesgmm.noise`) is one more term of each row's log-sum-exp, a constant.
 """
 
 from __future__ import annotations
@@ -58,8 +60,9 @@ class MixtureStatistics(NamedTuple):
 
     Attributes
     ----------
-    counts : ndarray of shape (n_components,)
-        ``n_k = sum_i r_ik``.
+    counts : ndarray of shape (n_components + 1,)
+        ``n_k = sum_i r_ik``; the last entry is the noise component's (0
+        without one).
     first : ndarray of shape (n_components, n_features)
         ``sum_i r_ik z_ik`` with ``z_ik = C_k^{-1} (x_i - mean_k)``.
     second : ndarray of shape (n_components, n_features, n_features)
@@ -96,8 +99,8 @@ def covariance_factors(log_weights, scales, correlation_cholesky, row_norms):
 
 
 @numba.njit(cache=True, nogil=True)
-def mixture_statistics(data, means, chol, log_component, logp):
-    """Add ``sum_i log sum_k w_k N(x_i | mean_k, C_k C_k^T)`` to ``logp``.
+def mixture_statistics(data, means, chol, log_component, log_noise, logp):
+    """Add ``sum_i log (sum_k w_k N(x_i | mean_k, C_k C_k^T) + w_noise / V)`` to ``logp``.
 
     Parameters
     ----------
@@ -107,6 +110,9 @@ def mixture_statistics(data, means, chol, log_component, logp):
     chol : ndarray of shape (n_components, n_features, n_features)
     log_component : ndarray of shape (n_components,)
         From :func:`covariance_factors`.
+    log_noise : float
+        ``log w_noise + log(1 / V)``, the noise component's constant log
+        density term; ``-inf`` without a noise component.
     logp : float
         Running total.
 
@@ -116,7 +122,8 @@ def mixture_statistics(data, means, chol, log_component, logp):
     statistics : MixtureStatistics
     """
     n_components, n_features = means.shape
-    counts = np.zeros(n_components)
+    has_noise = log_noise > -np.inf
+    counts = np.zeros(n_components + 1)
     first = np.zeros((n_components, n_features))
     second = np.zeros((n_components, n_features, n_features))
     z = np.empty((n_components, n_features))
@@ -136,12 +143,17 @@ def mixture_statistics(data, means, chol, log_component, logp):
             joint[k] = log_component[k] - 0.5 * squared
             if joint[k] > top:
                 top = joint[k]
+        if has_noise and log_noise > top:
+            top = log_noise
         if top == -np.inf:  # a point no component can reach (overflow): log density -inf
             return -np.inf, MixtureStatistics(counts, first, second)
         total = 0.0
         for k in range(n_components):
             joint[k] = math.exp(joint[k] - top)
             total += joint[k]
+        noise = math.exp(log_noise - top) if has_noise else 0.0
+        total += noise
+        counts[n_components] += noise / total
         logp += top + math.log(total)
         for k in range(n_components):
             responsibility = joint[k] / total

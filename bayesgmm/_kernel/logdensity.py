@@ -64,7 +64,11 @@ TIED = COVARIANCE_TYPES.index("tied")
 
 
 def pack_block(
-    X: np.ndarray, priors: ResolvedPriors, n_components: int, covariance_type: str
+    X: np.ndarray,
+    priors: ResolvedPriors,
+    n_components: int,
+    covariance_type: str,
+    noise_log_density: float | None = None,
 ) -> np.ndarray:
     """Everything the log density needs, in one float64 array.
 
@@ -75,6 +79,10 @@ def pack_block(
     priors : ResolvedPriors
     n_components : int
     covariance_type : {"full", "tied", "diag", "spherical"}
+    noise_log_density : float, optional
+        ``log(1 / V)`` on the scale of ``X`` for a model with a uniform
+        noise component (:mod:`bayesgmm.noise`); its weight is the last of
+        the Dirichlet, with ``priors.noise_concentration``.
 
     Returns
     -------
@@ -82,7 +90,7 @@ def pack_block(
         Laid out as :mod:`bayesgmm._kernel.layout` says.
     """
     n_samples, n_features = X.shape
-    layout = Layout(n_components, n_features, covariance_type)
+    layout = Layout(n_components, n_features, covariance_type, noise_log_density)
     if len(priors.scale_scale) != layout.scale_shape[1]:
         raise ValueError(
             f"covariance_type={covariance_type!r} needs {layout.scale_shape[1]} scale_scale "
@@ -90,6 +98,8 @@ def pack_block(
             "model_scale)."
         )
     concentration = np.asarray(priors.weight_concentration, dtype=np.float64)
+    if layout.has_noise:
+        concentration = np.append(concentration, priors.noise_concentration)
     rows, cols = spiral_indices(n_features) if layout.n_triangle else (
         np.zeros(0), np.zeros(0)
     )
@@ -104,6 +114,7 @@ def pack_block(
         ),
         Field.DIRICHLET_CONSTANT: dirichlet_constant(concentration),
         Field.COVARIANCE_TYPE: COVARIANCE_TYPES.index(covariance_type),
+        Field.NOISE_LOG_DENSITY: -np.inf if noise_log_density is None else noise_log_density,
     }
     sections = {
         Section.WEIGHT_CONCENTRATION: concentration,
@@ -165,8 +176,11 @@ def logp_grad(theta, grad, block):
         scale_sets, correlation_sets, norm_sets, n_components)
     factors, log_component = covariance_factors(log_weights, scales, correlation_cholesky,
                                                 row_norms)
+    log_noise = -np.inf
+    if concentration.shape[0] > n_components:
+        log_noise = log_weights[n_components] + block[Field.NOISE_LOG_DENSITY]
     logp, statistics = mixture_statistics(section(block, Section.DATA), means,
-                                          factors.cholesky, log_component, logp)
+                                          factors.cholesky, log_component, log_noise, logp)
     shared = (n_scale_sets != n_components or scale_scale.shape[0] != n_features
               or n_correlation_sets != n_components)
     if not shared:

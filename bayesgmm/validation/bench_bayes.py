@@ -77,9 +77,9 @@ def _relabelled_diagnostics(parameters, X, n_components):
 def _em_labels(model, X) -> list[int]:
     """Hard labels of the EM solution this fit started from."""
     from bayesgmm.likelihood import log_joint
-    from bayesgmm.parameters import ModelParameters
+    from bayesgmm.parameters import map_draws
 
-    start = ModelParameters(*(np.asarray(a)[None] for a in model.em_start_))
+    start = map_draws(model.em_start_, lambda a: a[None])
     return log_joint(X.to_numpy(), start)[0].argmax(axis=1).tolist()
 
 

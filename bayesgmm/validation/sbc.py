@@ -175,7 +175,7 @@ def simulation_ranks(config: SBCConfig, seed: int) -> dict:
 
     from bayesgmm.bayes import BayesianGMM, diagnostics_reported
     from bayesgmm.em import reference_em
-    from bayesgmm.parameters import ModelParameters
+    from bayesgmm.parameters import map_draws
     from bayesgmm.posterior import parameters_from_posterior
 
     truth_seed, fit_seed, rank_seed = np.random.SeedSequence(seed).spawn(3)
@@ -198,7 +198,7 @@ def simulation_ranks(config: SBCConfig, seed: int) -> dict:
     flat = parameters_from_posterior(posterior.to_dataset())
     draws_quantities = _ordered_quantities(flat, X, fit.covariance_type)
     true_quantities = _ordered_quantities(
-        ModelParameters(*(np.asarray(a)[None] for a in truth)), X, fit.covariance_type
+        map_draws(truth, lambda a: a[None]), X, fit.covariance_type
     )
     matrix = np.stack([v.reshape(chains, draws) for v in draws_quantities.values()], axis=-1)
     min_ess = float(np.min(ess(matrix, method="bulk"))) if chains > 1 or draws > 3 else 1.0

@@ -18,7 +18,7 @@ from bayesgmm.datasets import load_faithful
 from bayesgmm.model import build_model
 from bayesgmm.parameters import Layout, spiral_indices, unconstrained_to_parameters
 from bayesgmm.priors import INVERSE_GAMMA_SHAPE, SCALE_PRIORS, GMMPriors
-from bayesgmm.scaling import model_scale
+from bayesgmm.scaling import model_noise_log_density, model_scale
 from bayesgmm.selection import SPARSE_CONCENTRATION
 
 
@@ -33,6 +33,7 @@ class Case(NamedTuple):
     weight_concentration: float | tuple[float, ...] = 1.5
     lkj_eta: float = 3.0
     theta_sd: float = 0.7
+    noise: bool = False
 
 
 # theta is drawn with standard deviation 0.7 near the prior's bulk; 4 to 6 reaches the far
@@ -89,6 +90,14 @@ CASES = [
     Case(1, 2, "spherical", "exponential", True),
     Case(2, 1, "spherical", "inverse_gamma", False),
     Case(4, 3, "spherical", "inverse_gamma", True, SPARSE_CONCENTRATION, theta_sd=5.0),
+    # A uniform noise component, its weight the last of the Dirichlet: every structure,
+    # one component (the noise weight is then the only free weight) and far tails.
+    Case(3, 2, "full", "inverse_gamma", True, noise=True),
+    Case(1, 2, "full", "half_normal", False, noise=True),
+    Case(2, 3, "tied", "lognormal", True, (1.0, 30.0), noise=True),
+    Case(3, 2, "diag", "exponential", False, noise=True),
+    Case(2, 3, "spherical", "inverse_gamma", True, noise=True),
+    Case(4, 2, "full", "inverse_gamma", True, SPARSE_CONCENTRATION, theta_sd=5.0, noise=True),
 ]
 
 # Same formulas in a different summation order: agreement to ~1e-12 relative.
@@ -161,11 +170,17 @@ def case_id(case):
 def test_matches_pymc_logp_and_gradient(rng, case):
     X = case_data(case.n_features, rng)
     priors = GMMPriors(scale_prior=case.scale_prior, standardize=case.standardize,
-                       weight_concentration=case.weight_concentration, lkj_eta=case.lkj_eta)
-    model = build_model(X, case.n_components, priors, case.covariance_type)
+                       weight_concentration=case.weight_concentration, lkj_eta=case.lkj_eta,
+                       noise_concentration=0.7)
+    model = build_model(X, case.n_components, priors, case.covariance_type, noise=case.noise)
     values, resolved = model_values(X, priors, case.n_components, case.covariance_type)
-    block = pack_block(values, resolved, case.n_components, case.covariance_type)
-    layout = Layout(case.n_components, case.n_features, case.covariance_type)
+    checked = check_X(X, n_components=case.n_components).values
+    scale = model_scale(checked, priors, case.n_components, case.covariance_type).scale
+    noise_log_density = model_noise_log_density(checked, scale, case.noise, None)
+    block = pack_block(values, resolved, case.n_components, case.covariance_type,
+                       noise_log_density)
+    layout = Layout(case.n_components, case.n_features, case.covariance_type,
+                    noise_log_density)
     point = model.initial_point()
     assert DictToArrayBijection.map({v.name: point[v.name] for v in model.value_vars}).data.size == layout.size
     # The first 4 points are those the test drew when it had 4; PyMC's compile dominates the time.
@@ -278,23 +293,30 @@ def test_lkj_cholesky_term_without_free_entries_is_the_identity():
 
 
 # ---------------------------------------------------------------- likelihood
-def test_mixture_statistics_term_matches_scipy(rng):
+@pytest.mark.parametrize("with_noise", [False, True])
+def test_mixture_statistics_term_matches_scipy(rng, with_noise):
     X = rng.normal(size=(50, 3))
-    layout = Layout(3, 3, "full")
+    layout = Layout(3, 3, "full", noise_log_density=-2.5 if with_noise else None)
     parameters = unconstrained_to_parameters(rng.normal(scale=0.5, size=layout.size), layout)
     factors, log_component = covariance_factors(
         np.log(parameters.weights), parameters.scales, parameters.correlation_cholesky,
         np.ones((3, 3)),
     )
+    log_noise = np.log(parameters.noise.weight) - 2.5 if with_noise else -np.inf
     loglik, statistics = mixture_statistics(X.ravel(), parameters.means, factors.cholesky,
-                                            log_component, 0.0)
+                                            log_component, log_noise, 0.0)
     joint = np.log(parameters.weights) + np.column_stack([
         multivariate_normal(mean, covariance).logpdf(X)
         for mean, covariance in zip(parameters.means, parameters.covariances)
     ])
+    if with_noise:
+        joint = np.column_stack([joint, np.full(len(X), log_noise)])
     assert loglik == pytest.approx(logsumexp(joint, axis=1).sum(), rel=1e-12)
     responsibilities = np.exp(joint - logsumexp(joint, axis=1, keepdims=True))
-    np.testing.assert_allclose(statistics.counts, responsibilities.sum(axis=0), rtol=1e-12)
+    expected_counts = responsibilities.sum(axis=0)
+    if not with_noise:
+        expected_counts = np.append(expected_counts, 0.0)
+    np.testing.assert_allclose(statistics.counts, expected_counts, rtol=1e-12, atol=1e-300)
 
 
 # ---------------------------------------------------------------- the block
