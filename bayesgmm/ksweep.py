@@ -1,4 +1,4 @@
-"""The work of ``compare_k`` for one K: fit until the noise settles, then measure.
+"""The work of ``compare_k`` for one (structure, K): fit until the noise settles, then measure.
 
 Each function here runs in a worker process (see ``bayesgmm.selection``) and
 returns a typed record; a K the data cannot support ends in one of
@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import time
 import traceback
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -29,6 +29,8 @@ import pandas as pd
 from bayesgmm.bayes import BayesianGMM, diagnostics_reported
 from bayesgmm.em import reference_em
 from bayesgmm.loo import LooOutcome, kfold_loo, psis_loo, waic
+from bayesgmm.noise import noise_region
+from bayesgmm.parameters import Layout
 from bayesgmm.posterior import OBSERVED
 from bayesgmm.priors import GMMPriors
 
@@ -69,11 +71,15 @@ DEFAULT_DRAWS = 1000
 class KRow:
     """What ``compare_k`` measured for one K, besides ``az.compare``'s columns.
 
-    A K that ended in one of :data:`FIT_FAILURES` keeps NaN numbers and the
-    message in ``error``.
+    ``covariance_type`` and ``n_parameters`` (free parameters of the
+    Bayesian model, known before fitting) name the model.  A K that ended in
+    one of :data:`FIT_FAILURES` keeps NaN numbers and the message in
+    ``error``.
     """
 
     K: int
+    covariance_type: str
+    n_parameters: int
     loo_method: str = ""
     max_khat: float = math.nan
     share_high_khat: float = math.nan
@@ -151,17 +157,25 @@ def fit_until_settled(
         draws, tune, extensions = 2 * draws, 2 * tune, extensions + 1
 
 
-def _measure(values, names, k, settings, seed, max_draws) -> tuple[KRow, BayesianGMM, Any]:
+def _measure(
+    named: KRow, values, names, settings, seed, max_draws
+) -> tuple[KRow, BayesianGMM, Any]:
+    """Fit the model ``named`` (its K and covariance_type) and fill in its row."""
+    k = named.K
     fit, extensions = fit_until_settled(pd.DataFrame(values, columns=names), k, settings,
                                         seed, max_draws)
     outcome = psis_loo(fit, values)
     log_lik = fit.idata_.log_likelihood[OBSERVED].values
     information = waic(log_lik.reshape(-1, log_lik.shape[-1]))
-    em = reference_em(values, k, fit.covariance_type, random_state=seed)
+    # The classical criteria come from EM with the same model: structure and noise.
+    noise_volume = (float(np.exp(noise_region(values, fit.noise_volume).log_volume))
+                    if fit.noise else None)
+    em = reference_em(values, k, fit.covariance_type, random_state=seed,
+                      noise_volume=noise_volume)
     gates = fit.diagnostics_.table["value"]
     excluded = eligibility(fit.diagnostics_)
-    row = KRow(
-        K=k, loo_method=outcome.method, max_khat=outcome.max_khat,
+    row = replace(
+        named, loo_method=outcome.method, max_khat=outcome.max_khat,
         share_high_khat=outcome.n_high_khat / values.shape[0],
         n_high_khat_psis=outcome.n_high_khat_psis, loo_caveat=outcome.caveat,
         elpd_waic=information.elpd_waic, waic_se=information.se, p_waic=information.p_waic,
@@ -178,14 +192,22 @@ def _measure(values, names, k, settings, seed, max_draws) -> tuple[KRow, Bayesia
 
 
 def fit_one_k(values, names, k, settings, seed, max_draws) -> KFit:
-    """One K of the sweep; a failure becomes the row's error."""
+    """One K of the sweep; a failure becomes the row's error.
+
+    ``settings`` name the ``covariance_type`` (``compare_k`` always sets it).
+    """
     began = time.perf_counter()
+    structure = settings["covariance_type"]
+    # A noise component adds its weight; the value of its density does not count.
+    noise_log_density = 0.0 if settings.get("noise", False) else None
+    named = KRow(K=k, covariance_type=structure,
+                 n_parameters=Layout(k, values.shape[1], structure, noise_log_density).size)
     try:
-        row, fit, outcome = _measure(values, names, k, settings, seed, max_draws)
+        row, fit, outcome = _measure(named, values, names, settings, seed, max_draws)
     except FIT_FAILURES as error:  # one K failing must not lose the others
         detail = "".join(traceback.format_exception_only(type(error), error)).strip()
-        return KFit(KRow(K=k, seconds=time.perf_counter() - began, error=detail), None, None)
-    return KFit(KRow(**{**asdict(row), "seconds": time.perf_counter() - began}), fit, outcome)
+        return KFit(replace(named, seconds=time.perf_counter() - began, error=detail), None, None)
+    return KFit(replace(row, seconds=time.perf_counter() - began), fit, outcome)
 
 
 def kfold_one_k(result: KFit, values) -> KFit:

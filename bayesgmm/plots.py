@@ -5,7 +5,8 @@
   of feature pairs when D > 2;
 * :func:`plot_membership_intervals`: membership probability intervals of the
   most uncertain points;
-* :func:`plot_k_selection`: elpd +/- SE by K with BIC on a second axis;
+* :func:`plot_k_selection`: elpd +/- SE by K beside EM's BIC (per structure when
+  several are compared);
 * :func:`plot_density_1d`: 1-D posterior-predictive density with a band;
 * :func:`plot_rank`, :func:`plot_trace`: arviz-plots on the relabelled draws.
 """
@@ -19,6 +20,7 @@ import numpy as np
 from matplotlib.patches import Ellipse
 
 from bayesgmm._checks import match_features
+from bayesgmm.noise import NOISE_LABEL
 from bayesgmm.posterior import OBSERVED
 
 __all__ = [
@@ -31,6 +33,8 @@ __all__ = [
 ]
 
 _COLOURS = plt.get_cmap("tab10").colors
+NOISE_COLOUR = "#9e9e9e"
+"""Colour of points the noise component takes (label -1)."""
 
 
 def _data(model, X) -> np.ndarray:
@@ -103,7 +107,8 @@ def plot_clusters(model, X=None, *, n_ellipse_draws=30, axes=None, random_state=
     grid, pairs = _pair_axes(values.shape[1], axes)
     for ax, (i, j) in zip(grid, pairs, strict=False):
         index = np.ix_([i, j], [i, j])
-        colours = np.array([_COLOURS[label % 10] for label in labels])
+        colours = np.array([_COLOURS[label % 10] if label != NOISE_LABEL else NOISE_COLOUR
+                            for label in labels])
         ax.scatter(values[:, i], values[:, j], c=colours, s=14,
                    alpha=np.clip(confidence, 0.15, 1.0), edgecolors="none")
         uncertain = confidence < 0.9
@@ -168,29 +173,86 @@ def plot_membership_intervals(model, X=None, *, n_points=15, ax=None):
     return ax
 
 
+def _mark_ineligible(ax, ks, rows, colour):
+    """Hollow markers over the elpd of the rows that failed the label-invariant gates."""
+    if "converged" not in rows or rows["converged"].astype(bool).all():
+        return
+    out = ~rows["converged"].astype(bool).to_numpy()
+    ax.plot(ks[out], rows["elpd_loo"].to_numpy()[out], "o", markerfacecolor="white",
+            markeredgecolor=colour, markersize=8, linestyle="none", zorder=4,
+            label="not eligible (label-invariant gates failed)")
+
+
+def _plot_structures(selection, ax):
+    """Two panels: elpd +/- SE by K, one line per structure, and EM's BIC per structure."""
+    table = selection.table
+    if ax is None:
+        _, ax = plt.subplots(1, 2, figsize=(11, 4))
+    panels = np.ravel(ax)
+    if panels.size != 2:
+        raise ValueError("With several covariance structures the K plot has two panels (elpd "
+                         "and BIC); pass ax=(elpd_ax, bic_ax), or no ax.")
+    elpd_ax, bic_ax = panels
+    structures = list(table.index.unique("covariance_type"))
+    # Shift each structure's points a little so that their error bars do not overlap.
+    shifts = 0.06 * (np.arange(len(structures)) - (len(structures) - 1) / 2)
+    for position, structure in enumerate(structures):
+        rows = table.xs(structure, level="covariance_type")
+        ks = rows.index.to_numpy()
+        colour = f"C{position % 10}"
+        elpd_ax.errorbar(ks + shifts[position], rows["elpd_loo"], yerr=rows["se"], fmt="o-",
+                         color=colour, capsize=3, label=structure)
+        _mark_ineligible(elpd_ax, ks + shifts[position], rows, colour)
+        bic_ax.plot(ks, rows["bic_lower_is_better"], "s--", color=colour, label=structure)
+    if selection.best_k is not None:
+        elpd_ax.axvline(selection.best_k, linestyle=":",
+                        color=f"C{structures.index(selection.best_covariance_type) % 10}",
+                        label=f"chosen: {selection.best_covariance_type}, K = {selection.best_k}")
+    for panel, criterion, title in ((elpd_ax, "elpd (LOO)",
+                                     "elpd LOO ± SE by structure (higher is better)"),
+                                    (bic_ax, "BIC", "EM BIC by structure (lower is better)")):
+        panel.set_xlabel("number of components K")
+        panel.set_xticks(table.index.unique("K"))
+        panel.set_ylabel(criterion)
+        panel.set_title(title)
+    handles, labels = elpd_ax.get_legend_handles_labels()
+    distinct = dict(zip(labels, handles, strict=True))  # one hollow-marker entry for all
+    shown = structures + [label for label in distinct if label not in structures]
+    elpd_ax.legend([distinct[label] for label in shown], shown, fontsize=8, loc="upper center",
+                   bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
+    bic_ax.legend(title="covariance_type", fontsize=8)
+    return panels
+
+
 def plot_k_selection(selection, ax=None):
-    """Plot elpd (LOO) +/- SE by K, with EM's BIC on a twin axis.
+    """Plot elpd (LOO) +/- SE by K beside EM's BIC; ineligible fits are drawn hollow.
+
+    With one covariance structure, one elpd line with BIC on a twin axis.
+    With several (a (covariance_type, K) table), two panels side by side,
+    as mclust's BIC plot: elpd +/- SE by K with one line per structure
+    (shifted a little along K so the error bars stay apart), and EM's BIC
+    by K with one line per structure, in the same colours.
 
     Parameters
     ----------
     selection : KSelection
-    ax : matplotlib Axes, optional
+    ax : matplotlib Axes, or a pair of Axes with several structures, optional
 
     Returns
     -------
-    matplotlib Axes
+    matplotlib Axes or ndarray of two Axes
+        One structure: the elpd axis (the BIC axis is its twin).  Several:
+        the elpd panel and the BIC panel.
     """
     table = selection.table
+    if table.index.nlevels > 1:
+        return _plot_structures(selection, ax)
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 4))
     ks = table.index.to_numpy()
     ax.errorbar(ks, table["elpd_loo"], yerr=table["se"], fmt="o-", color="C0", capsize=3,
                 label="elpd LOO ± SE (higher is better)")
-    if "converged" in table and not table["converged"].astype(bool).all():
-        out = ~table["converged"].astype(bool).to_numpy()
-        ax.plot(ks[out], table["elpd_loo"].to_numpy()[out], "o", markerfacecolor="white",
-                markeredgecolor="C0", markersize=8, linestyle="none", zorder=4,
-                label="not eligible (label-invariant gates failed)")
+    _mark_ineligible(ax, ks, table, "C0")
     if selection.best_k is not None:
         ax.axvline(selection.best_k, color="C0", linestyle=":",
                    label=f"chosen K = {selection.best_k}")

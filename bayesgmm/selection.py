@@ -1,24 +1,31 @@
-"""Choosing the number of components: one call, three views.
+"""Choosing the number of components (and the covariance structure): one call, three views.
 
-:func:`compare_k` fits a :class:`~bayesgmm.BayesianGMM` for every K and puts
+:func:`compare_k` fits a :class:`~bayesgmm.BayesianGMM` for every K, or for
+every (covariance structure, K) pair with ``covariance_types=``, and puts
 side by side
 
 1. Bayesian cross-validation: PSIS-LOO (with moment matching / K-fold when
    Pareto k-hat flags points, see :mod:`bayesgmm.loo`), WAIC, and
    ``az.compare``'s elpd differences, their standard errors and stacking
    weights (higher elpd is better);
-2. classical criteria from EM on the same data: BIC, AIC and ICL (column
-   names say "lower is better");
+2. classical criteria from EM on the same data with the same structure:
+   BIC, AIC and ICL (column names say "lower is better");
 3. under a sparse, overfitted mixture (``K = max(ks)`` with
-   ``weight_concentration`` = :data:`SPARSE_CONCENTRATION`), the posterior
-   distribution of the number of occupied components.
+   ``weight_concentration`` = :data:`SPARSE_CONCENTRATION`, one per
+   structure), the posterior distribution of the number of occupied
+   components.
 
 ``best_k`` rule (one-standard-error rule, Breiman et al. 1984, applied to
 elpd as in Vehtari, Gelman & Gabry 2017): the **smallest** K whose elpd is
 within ``se_rule`` (default 1) standard errors of the difference from the
 best elpd, among the **eligible** fits.  Differences smaller than their own
 noise are not evidence for the extra components, and the smaller model is
-easier to interpret.
+easier to interpret.  Over several structures (mclust's view: BIC over
+structure and K, here with LOO beside it) the same rule reads: among the
+eligible fits, the one with the **fewest free parameters** (``n_parameters``)
+whose elpd is within ``se_rule`` standard errors of the difference from the
+best elpd; equal counts go to the higher elpd.  With one structure the count
+grows with K, so this is the smallest-K rule.
 
 Eligibility rests on label-invariant gates whose number does not grow with K
 (:data:`bayesgmm.ksweep.ELIGIBILITY_GATES`: R-hat of the total
@@ -32,13 +39,18 @@ Divergences are reported and stop an extension, but do not exclude a K.
 
 The table never ranks an untrusted fit: ``az.compare`` (``rank``,
 ``elpd_diff``, ``dse``, ``stacking_weight``, ``p_worse``, ``diag_diff``,
-``diag_elpd``) runs on the eligible fits only; the others keep their own
-``elpd_loo`` and say why they are out in ``excluded_because``.  K-fold
-estimates are biased low against PSIS-LOO, so the two are never mixed: when
-any eligible K needs K-fold, every eligible K gets K-fold, and each refit is
-checked.  The rule falls back to every fit, and says so, when none is
-eligible.  ``p_occupied`` is shown only when the sparse fit itself passed
-the eligibility gates (``KSelection.sparse_diagnostics`` holds its table).
+``diag_elpd``) runs once, on the eligible fits of every structure together;
+the others keep their own ``elpd_loo`` and say why they are out in
+``excluded_because``.  K-fold estimates are biased low against PSIS-LOO, so
+the two are never mixed: when any eligible fit needs K-fold, every eligible
+fit gets K-fold, and each refit is checked.  The rule falls back to every
+fit, and says so, when none is eligible.  ``p_occupied`` is shown only when
+the sparse fit of that row's structure itself passed the eligibility gates
+(``KSelection.sparse_diagnostics`` holds its table).
+
+Seeds: one per K position (and one for the sparse fit) from ``random_state``,
+whatever ``n_jobs``; every structure reuses them, so a structure's rows are
+the ones a single-structure sweep gives, whichever others it is compared with.
 
 Only NUTS fits are compared (a decision): LOO on draws from a variational
 approximation would need ``loo_approximate_posterior`` and its own gates, and
@@ -48,31 +60,38 @@ that advice.
 
 from __future__ import annotations
 
+import inspect
 import multiprocessing
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
-import arviz as az
 import numpy as np
 import pandas as pd
 from rich.progress import Progress
 
 from bayesgmm._checks import SEED_LIMIT, as_generator, check_number, check_X
+from bayesgmm._selection_table import (
+    FitKey,
+    build_table,
+    decide,
+    fit_label,
+    plain_key,
+    sparse_views,
+    untrusted_sparse_note,
+)
 from bayesgmm.bayes import BayesianGMM
 from bayesgmm.diagnostics import Diagnostics
 from bayesgmm.ksweep import (
     DEFAULT_DRAWS,
     SPARSE_CONCENTRATION,
     KFit,
-    SparseFit,
-    eligibility,
     fit_one_k,
     fit_sparse,
     kfold_one_k,
 )
-from bayesgmm.loo import reported_arviz_warnings
+from bayesgmm.parameters import COVARIANCE_TYPES
 
 __all__ = [
     "KSelection",
@@ -82,20 +101,19 @@ __all__ = [
     "compare_k",
 ]
 
-COMPARISON_COLUMNS = ("rank", "elpd_diff", "dse", "stacking_weight", "p_worse", "diag_diff",
-                      "diag_elpd")
-"""Columns that come from ``az.compare`` on the eligible fits."""
-
-SHORT_COLUMNS = ("elpd_loo", "se", "elpd_diff", "stacking_weight", "loo_method",
+SHORT_COLUMNS = ("n_parameters", "elpd_loo", "se", "elpd_diff", "stacking_weight", "loo_method",
                  "bic_lower_is_better", "icl_lower_is_better", "p_occupied", "max_rhat", "error")
-"""The K table as the command line prints it."""
+"""The K table as the command line prints it (``n_parameters`` only with several structures)."""
 
-REPORT_COLUMNS = ("elpd_loo", "se", "elpd_diff", "dse", "stacking_weight", "p_worse",
-                  "loo_method", "max_khat", "elpd_waic", "bic_lower_is_better",
+REPORT_COLUMNS = ("n_parameters", "elpd_loo", "se", "elpd_diff", "dse", "stacking_weight",
+                  "p_worse", "loo_method", "max_khat", "elpd_waic", "bic_lower_is_better",
                   "icl_lower_is_better", "p_occupied", "max_rhat", "rhat_log_lik",
                   "divergences", "draws_per_chain", "converged", "excluded_because",
                   "loo_caveat", "error")
-"""The K table as the reports show it."""
+"""The K table as the reports show it (``n_parameters`` only with several structures)."""
+
+DEFAULT_COVARIANCE_TYPE = inspect.signature(BayesianGMM).parameters["covariance_type"].default
+"""The structure compared when neither ``covariance_type`` nor ``covariance_types`` is given."""
 
 
 class Task(NamedTuple):
@@ -106,6 +124,34 @@ class Task(NamedTuple):
     args: tuple
 
 
+class Sweep(NamedTuple):
+    """The checked request: K values, structures, shared settings and the seeds.
+
+    ``seeds`` holds one seed per K position, then one for the sparse fit;
+    every structure uses the same ones.
+    """
+
+    ks: list[int]
+    structures: tuple[str, ...]
+    settings: dict
+    seeds: list[int]
+
+    @property
+    def several(self) -> bool:
+        """Whether more than one covariance structure is compared."""
+        return len(self.structures) > 1
+
+    def settings_for(self, structure: str) -> dict:
+        """The :class:`BayesianGMM` settings of one structure."""
+        return {**self.settings, "covariance_type": structure}
+
+    def structure_and_k(self, chosen: FitKey | None) -> tuple[str | None, int | None]:
+        """The chosen fit's structure and K, from its key in the table (None: all failed)."""
+        if not self.several:
+            return self.structures[0], chosen
+        return chosen if chosen is not None else (None, None)
+
+
 @dataclass
 class KSelection:
     """Result of :func:`compare_k`.
@@ -113,40 +159,49 @@ class KSelection:
     Attributes
     ----------
     table : pandas.DataFrame
-        One row per K (see :func:`compare_k` for the columns).
+        One row per K, indexed by K; with several structures one row per
+        (covariance_type, K), indexed by both, with ``n_parameters`` (see
+        :func:`compare_k` for the columns).
     best_k : int or None
         Chosen by the one-standard-error rule on elpd (module docstring);
         None if every fit failed.
+    best_covariance_type : str or None
+        The structure of the chosen fit: the only one when one is compared;
+        None if every fit of several structures failed.
     rule : str
         The rule in words, with the numbers that decided it.
-    fits : dict of int to BayesianGMM
-        The fitted models that succeeded.
+    fits : dict of int, or of (str, int), to BayesianGMM
+        The fitted models that succeeded, keyed as the table's index.
     occupied : pandas.Series or None
         Posterior probability of each number of occupied components under
         the sparse overfitted mixture (shown as ``p_occupied`` only when
-        that fit passed its label-invariant gates).
-    sparse_diagnostics : Diagnostics or None
-        The sparse fit's own diagnostics.
+        that fit passed its label-invariant gates); with several structures
+        indexed by (covariance_type, occupied_components).
+    sparse_diagnostics : Diagnostics, dict of str to Diagnostics, or None
+        The sparse fit's own diagnostics; with several structures, one per
+        structure whose sparse fit ran.
     """
 
     table: pd.DataFrame
     best_k: int | None
+    best_covariance_type: str | None
     rule: str
-    fits: dict[int, BayesianGMM] = field(default_factory=dict, repr=False)
+    fits: dict[FitKey, BayesianGMM] = field(default_factory=dict, repr=False)
     occupied: pd.Series | None = None
-    sparse_diagnostics: Diagnostics | None = None
+    sparse_diagnostics: Diagnostics | dict[str, Diagnostics] | None = None
 
     def plot(self, ax=None):
-        """Plot elpd +/- SE by K, with EM's BIC on a second axis.
+        """Plot elpd +/- SE by K beside EM's BIC (see :func:`bayesgmm.plots.plot_k_selection`).
 
         Parameters
         ----------
-        ax : matplotlib Axes, optional
+        ax : matplotlib Axes, or a pair of Axes with several structures, optional
 
         Returns
         -------
-        matplotlib Axes
-            The elpd axis (the BIC axis is its twin).
+        matplotlib Axes or ndarray of two Axes
+            One structure: the elpd axis (the BIC axis is its twin).  Several:
+            the elpd panel and the BIC panel, one line per structure in each.
         """
         from bayesgmm.plots import plot_k_selection
 
@@ -156,11 +211,18 @@ class KSelection:
         """The table restricted to ``columns`` (those it has), e.g. :data:`REPORT_COLUMNS`."""
         return self.table[[c for c in columns if c in self.table.columns]]
 
+    def _choice(self, separator: str) -> str:
+        """The chosen fit in words: ``best_k``, and ``best_covariance_type`` when several."""
+        if self.table.index.nlevels == 1:
+            return f"best_k{separator}{self.best_k}"
+        return (f"best_covariance_type{separator}{self.best_covariance_type!r}, "
+                f"best_k{separator}{self.best_k}")
+
     def __repr__(self) -> str:
-        return f"KSelection(best_k={self.best_k})\n{self.rule}\n{self.table.to_string()}"
+        return f"KSelection({self._choice('=')})\n{self.rule}\n{self.table.to_string()}"
 
     def _repr_html_(self) -> str:
-        return f"<p><b>best_k = {self.best_k}</b>: {self.rule}</p>{self.table.to_html()}"
+        return f"<p><b>{self._choice(' = ')}</b>: {self.rule}</p>{self.table.to_html()}"
 
 
 def _run_all(tasks: list[Task], n_jobs: int, show_progress: bool) -> list:
@@ -188,85 +250,21 @@ def _run_all(tasks: list[Task], n_jobs: int, show_progress: bool) -> list:
     return results
 
 
-def _difference_se(elpd_a, elpd_b) -> float:
-    """Standard error of the elpd difference of two models, from pointwise values."""
-    difference = np.asarray(elpd_a.elpd_i).ravel() - np.asarray(elpd_b.elpd_i).ravel()
-    return float(np.sqrt(difference.size * difference.var()))
-
-
-def _decide(table: pd.DataFrame, elpds: dict, se_rule: float) -> tuple[int | None, str]:
-    """The one-SE rule among eligible fits (module docstring), with the numbers in words."""
-    usable = table.dropna(subset=["elpd_loo"])
-    if usable.empty:
-        return None, "every K failed; see the error column"
-    eligible = usable[usable["converged"].astype(bool)]
-    note = ""
-    if eligible.empty:
-        eligible = usable
-        note = (" (no fit passed the label-invariant gates, so all were considered; treat with "
-                "care: the table ranks none of them)")
-    elif len(eligible) < len(usable):
-        why = usable.get("excluded_because", pd.Series("", index=usable.index))
-        reasons = "; ".join(f"K={k}: {why[k] or 'label-invariant gates failed'}"
-                            for k in usable.index.difference(eligible.index))
-        note = f"; not eligible ({reasons})"
-    best = int(eligible["elpd_loo"].idxmax())
-    gaps = {k: eligible.loc[best, "elpd_loo"] - eligible.loc[k, "elpd_loo"] for k in eligible.index}
-    errors = {k: _difference_se(elpds[best], elpds[k]) if k != best else 0.0
-              for k in eligible.index}
-    chosen = min(k for k in eligible.index if gaps[k] <= se_rule * errors[k])
-    among = " among the eligible fits" if len(eligible) < len(usable) else ""
-    extended = usable[usable.get("extensions", pd.Series(0, index=usable.index)).fillna(0) > 0]
-    runs = "".join(f"; K={k} was run longer ({int(row['draws_per_chain'])} draws per chain)"
-                   for k, row in extended.iterrows())
-    rule = (f"smallest K with elpd within {se_rule:g} SE of the best: K={best} has the highest "
-            f"elpd{among}; K={chosen} is {gaps[chosen]:.1f} below it (SE of the difference "
-            f"{errors[chosen]:.1f}){note}{runs}")
-    return int(chosen), rule
-
-
-def _table(per_k: list[KFit], sparse: SparseFit | None) -> tuple[pd.DataFrame, dict]:
-    """The K table and the elpds it rests on.
-
-    ``az.compare`` (ranks, differences, stacking weights, ``p_worse`` and
-    its diagnostics) runs on the eligible fits only; the other rows keep
-    their own elpd and say in ``excluded_because`` why they are out.
-    """
-    table = pd.DataFrame([asdict(result.row) for result in per_k]).set_index("K")
-    elpds = {result.row.K: result.loo.elpd for result in per_k if result.loo is not None}
-    for column, attribute in (("elpd_loo", "elpd"), ("se", "se"), ("p_loo", "p")):
-        table[column] = [float(getattr(elpds[k], attribute)) if k in elpds else np.nan
-                         for k in table.index]
-    ranked = {k: elpd for k, elpd in elpds.items() if table.loc[k, "converged"]}
-    if ranked:
-        with reported_arviz_warnings():
-            comparison = az.compare(ranked, method="stacking", round_to="none")
-        comparison = comparison.rename(columns={"weight": "stacking_weight"})
-        table = comparison[list(COMPARISON_COLUMNS)].join(table, how="right")
-    else:
-        table = pd.DataFrame(columns=list(COMPARISON_COLUMNS), index=table.index).join(table)
-    if sparse is not None:
-        trusted = sparse.occupied is not None and not eligibility(sparse.diagnostics)
-        table["p_occupied"] = [float(sparse.occupied.get(k, 0.0)) if trusted else np.nan
-                               for k in table.index]
-    return table.sort_index(), elpds
-
-
 def _kfold_for_all(per_k: list[KFit], values, n_jobs, progressbar) -> list[KFit]:
-    """K-fold for every eligible K when any needs it: K-fold and PSIS are never compared."""
+    """K-fold for every eligible fit when any needs it: K-fold and PSIS are never compared."""
     n_obs = values.shape[0]
     eligible = [i for i, result in enumerate(per_k)
                 if result.loo is not None and result.row.converged]
     if not any(per_k[i].loo.needs_kfold(n_obs) for i in eligible):
         return per_k
-    tasks = [Task(f"K-fold K={per_k[i].row.K}", kfold_one_k, (per_k[i], values))
-             for i in eligible]
+    tasks = [Task(f"K-fold {per_k[i].row.covariance_type} K={per_k[i].row.K}", kfold_one_k,
+                  (per_k[i], values)) for i in eligible]
     refitted = dict(zip(eligible, _run_all(tasks, n_jobs, progressbar), strict=True))
     return [refitted.get(i, result) for i, result in enumerate(per_k)]
 
 
-def _sweep_settings(ks, n_jobs, max_draws, bayesgmm_kwargs) -> tuple[list[int], dict, list]:
-    """Checked K values and settings, and one seed per task (K values, then the sparse fit).
+def _checked_ks(ks) -> list[int]:
+    """Sorted distinct K values.
 
     ``ks`` must be an iterable of positive integers (numpy integers, and
     floats without a fractional part such as ``3.0``, are accepted); a bare
@@ -287,7 +285,43 @@ def _sweep_settings(ks, n_jobs, max_draws, bayesgmm_kwargs) -> tuple[list[int], 
             f"ks must be an iterable of positive integers, got {given!r} ({what}); e.g. "
             "ks=range(1, 4) or [2, 3, 5]."
         )
-    ks = sorted({int(k) for k in given})
+    return sorted({int(k) for k in given})
+
+
+def _checked_structures(covariance_types, settings: dict) -> tuple[str, ...]:
+    """The structures to compare, in the order given and without repeats.
+
+    ``covariance_types=None`` means the one ``covariance_type`` in
+    ``settings`` (``BayesianGMM``'s default when absent); naming both is
+    refused, as is a bare string or an unknown structure.
+    """
+    if covariance_types is None:
+        given = [settings.get("covariance_type", DEFAULT_COVARIANCE_TYPE)]
+        argument = "covariance_type"
+    elif "covariance_type" in settings:
+        raise ValueError(
+            f"compare_k got covariance_type={settings['covariance_type']!r} and "
+            f"covariance_types={covariance_types!r}; pass only covariance_types, listing every "
+            "structure to compare, e.g. covariance_types=('full', 'tied')."
+        )
+    elif isinstance(covariance_types, (str, bytes)) or not np.iterable(covariance_types):
+        raise ValueError(
+            f"covariance_types must be a list of structures, got {covariance_types!r}; e.g. "
+            f"covariance_types=('full', 'tied'), or covariance_type={covariance_types!r} for one."
+        )
+    else:
+        given, argument = list(covariance_types), "covariance_types"
+    unknown = [structure for structure in given if structure not in COVARIANCE_TYPES]
+    if not given or unknown:
+        what = f"unknown {unknown!r}" if unknown else "it is empty"
+        raise ValueError(f"{argument} must name structures among {COVARIANCE_TYPES}, got "
+                         f"{given!r} ({what}).")
+    return tuple(dict.fromkeys(given))
+
+
+def _sweep_settings(ks, n_jobs, max_draws, bayesgmm_kwargs) -> tuple[list[int], dict, list]:
+    """Checked K values and settings, and one seed per task (K values, then the sparse fit)."""
+    ks = _checked_ks(ks)
     if not isinstance(n_jobs, int) or n_jobs < 1:
         raise ValueError(f"n_jobs must be a positive integer, got {n_jobs!r}.")
     settings = {"progressbar": False, **bayesgmm_kwargs}
@@ -302,17 +336,31 @@ def _sweep_settings(ks, n_jobs, max_draws, bayesgmm_kwargs) -> tuple[list[int], 
     check_number("max_draws", max_draws, low=int(settings.get("draws", DEFAULT_DRAWS)),
                  integer=True)
     # One seed per task, derived from the user's random_state: results do not
-    # depend on n_jobs or on the order in which the tasks run.
+    # depend on n_jobs or on the order in which the tasks run.  Every
+    # structure reuses the K positions' seeds and the sparse fit's.
     root = as_generator(settings.pop("random_state", None)).integers(SEED_LIMIT)
     seeds = [int(child.generate_state(1)[0])
              for child in np.random.SeedSequence(int(root)).spawn(len(ks) + 1)]
     return ks, settings, seeds
 
 
+def _tasks(sweep: Sweep, values, names, max_draws: int, sparse: bool) -> list[Task]:
+    """One task per (structure, K), then one sparse fit per structure when ``sparse``."""
+    fits = [Task(fit_label((structure, k) if sweep.several else k), fit_one_k,
+                 (values, names, k, sweep.settings_for(structure), seed, max_draws))
+            for structure in sweep.structures for k, seed in zip(sweep.ks, sweep.seeds)]
+    k_max = max(sweep.ks)
+    sparse_fits = [Task(f"sparse {structure} K={k_max}", fit_sparse,
+                        (values, names, k_max, sweep.settings_for(structure), sweep.seeds[-1]))
+                   for structure in sweep.structures] if sparse else []
+    return fits + sparse_fits
+
+
 def compare_k(
     X,
     ks=range(1, 7),
     *,
+    covariance_types=None,
     n_jobs: int = 1,
     se_rule: float = 1.0,
     sparse: bool = True,
@@ -320,67 +368,69 @@ def compare_k(
     progressbar: bool = True,
     **bayesgmm_kwargs,
 ) -> KSelection:
-    """Compare numbers of components by LOO, WAIC, stacking, BIC/AIC/ICL and occupancy.
+    """Compare numbers of components (and structures) by LOO, WAIC, stacking, BIC and occupancy.
 
     Parameters
     ----------
     X : array-like or DataFrame of shape (n_samples, n_features)
     ks : iterable of int
         Numbers of components to compare.
+    covariance_types : iterable of str, optional
+        Structures to compare with every K (of ``"full"``, ``"tied"``,
+        ``"diag"``, ``"spherical"``).  None: K alone, for the
+        ``covariance_type`` in ``bayesgmm_kwargs`` (default ``"full"``).
     n_jobs : int, default=1
-        Worker processes for the independent fits (each K, and the sparse
-        fit, is one task).
+        Worker processes; each (structure, K) fit and each sparse fit is a task.
     se_rule : float, default=1.0
         Standard errors of tolerance in the ``best_k`` rule.
     sparse : bool, default=True
-        Also fit the sparse overfitted mixture with ``K = max(ks)``.
+        Also fit the sparse overfitted mixture, ``K = max(ks)``, per structure.
     max_draws : int, default=4000
-        Budget per chain for extended runs: a K that fails only on noise
-        (R-hat, ESS) is refitted with doubled draws and tune while the
-        doubled draws stay within it (module docstring).  Set it to
-        ``draws`` to never extend.
+        Budget per chain of extended runs (a fit failing only noise gates is
+        refitted with doubled draws and tune; module docstring); ``draws``
+        means never extend.
     progressbar : bool, default=True
         Show which K is running.
     **bayesgmm_kwargs
-        Passed to every :class:`BayesianGMM` (e.g. ``draws``,
-        ``covariance_type``, ``priors``, ``random_state``).
+        Passed to every :class:`BayesianGMM` (``draws``, ``priors``, ...).
 
     Returns
     -------
     KSelection
-        ``table`` columns, one row per K: from ``az.compare`` on the
-        eligible fits, ``rank``, ``elpd_diff`` (to the best, <= 0), ``dse``,
-        ``stacking_weight``, ``p_worse``, ``diag_diff``, ``diag_elpd``
-        (NaN for ineligible rows); every row's ``elpd_loo`` (higher is
-        better), ``se``, ``p_loo``, ``loo_method`` (psis / psis+mm /
-        kfold), ``max_khat``, ``share_high_khat``, ``loo_caveat``,
-        ``elpd_waic`` (higher is better), ``waic_se``, ``p_waic``,
-        ``waic_n_high_variance`` (points where WAIC is unreliable),
-        ``bic_lower_is_better``, ``aic_lower_is_better``,
-        ``icl_lower_is_better``, ``p_occupied`` (posterior probability that
-        exactly K components are occupied; NaN when the sparse fit is not
-        trusted), ``max_rhat``, ``rhat_log_lik``, ``divergences``,
-        ``draws_per_chain`` and ``extensions`` (runs doubled),
-        ``converged`` (eligible for ``best_k``), ``excluded_because``,
-        ``diagnostics_ok`` (every gate, divergences and ESS included),
+        ``table`` columns (one row per K; per (covariance_type, K) with ``n_parameters``,
+        the Bayesian model's free parameters, when several structures): from ``az.compare``
+        on the eligible fits, ``rank``, ``elpd_diff`` (to the best, <= 0), ``dse``,
+        ``stacking_weight``, ``p_worse``, ``diag_diff``, ``diag_elpd`` (NaN for ineligible
+        rows); every row's ``elpd_loo`` (higher is better), ``se``, ``p_loo``,
+        ``loo_method`` (psis / psis+mm / kfold), ``max_khat``, ``share_high_khat``,
+        ``loo_caveat``, ``elpd_waic`` (higher is better), ``waic_se``, ``p_waic``,
+        ``waic_n_high_variance`` (points where WAIC is unreliable), ``bic_lower_is_better``,
+        ``aic_lower_is_better``, ``icl_lower_is_better``, ``p_occupied`` (posterior
+        probability that exactly K components are occupied; NaN when the sparse fit is not
+        trusted), ``max_rhat``, ``rhat_log_lik``, ``divergences``, ``draws_per_chain`` and
+        ``extensions`` (runs doubled), ``converged`` (eligible for ``best_k``),
+        ``excluded_because``, ``diagnostics_ok`` (every gate, divergences and ESS included),
         ``seconds``, ``error``.
+
+    Raises
+    ------
+    ValueError
+        For bad ``ks``, ``n_jobs``, ``max_draws`` or structures (unknown, or
+        both ``covariance_type`` and ``covariance_types``), or ADVI.
     """
     checked = check_X(X, n_components=1)
     ks, settings, seeds = _sweep_settings(ks, n_jobs, max_draws, bayesgmm_kwargs)
-    args = (checked.values, checked.feature_names)
-    tasks = [Task(f"K={k}", fit_one_k, (*args, k, settings, seed, max_draws))
-             for k, seed in zip(ks, seeds)]
-    if sparse:
-        tasks.append(Task("sparse", fit_sparse, (*args, max(ks), settings, seeds[-1])))
-    results = _run_all(tasks, n_jobs, progressbar)
-    per_k = _kfold_for_all(results[:len(ks)], checked.values, n_jobs, progressbar)
-    sparse_fit: SparseFit | None = results[-1] if sparse else None
-    table, elpds = _table(per_k, sparse_fit)
-    best_k, rule = _decide(table, elpds, se_rule)
-    if sparse_fit is not None and np.isnan(table["p_occupied"]).all():
-        reason = sparse_fit.error or eligibility(sparse_fit.diagnostics)
-        rule += f"; p_occupied is blank: the sparse K={max(ks)} fit is not trusted ({reason})"
-    fits = {result.row.K: result.fit for result in per_k if result.fit is not None}
-    return KSelection(table, best_k, rule, fits,
-                      sparse_fit.occupied if sparse_fit is not None else None,
-                      sparse_fit.diagnostics if sparse_fit is not None else None)
+    sweep = Sweep(ks, _checked_structures(covariance_types, settings), settings, seeds)
+    results = _run_all(_tasks(sweep, checked.values, checked.feature_names, max_draws, sparse),
+                       n_jobs, progressbar)
+    n_fits = len(sweep.ks) * len(sweep.structures)  # the sparse fits come last
+    per_k = _kfold_for_all(results[:n_fits], checked.values, n_jobs, progressbar)
+    sparse_fits = dict(zip(sweep.structures, results[n_fits:], strict=True)) if sparse else {}
+    table, elpds = build_table(per_k, sparse_fits, sweep.several)
+    chosen, rule = decide(table, elpds, se_rule)
+    rule += untrusted_sparse_note(sparse_fits, max(sweep.ks), sweep.several)
+    fits = {plain_key(key): result.fit for key, result in zip(table.index, per_k, strict=True)
+            if result.fit is not None}
+    best_covariance_type, best_k = sweep.structure_and_k(chosen)
+    return KSelection(table, best_k, best_covariance_type, rule, fits,
+                      *sparse_views(sparse_fits, sweep.several))

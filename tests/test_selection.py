@@ -101,7 +101,7 @@ def test_parallel_sweep_matches_sequential():
 def test_one_standard_error_rule_on_synthetic_tables():
     import pandas as pd
 
-    from bayesgmm.selection import _decide
+    from bayesgmm._selection_table import decide as _decide
 
     class Pointwise:
         def __init__(self, values):
