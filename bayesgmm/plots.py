@@ -33,7 +33,7 @@ __all__ = [
 ]
 
 _COLOURS = plt.get_cmap("tab10").colors
-NOISE_COLOUR = "#9e9e9e"
+NOISE_COLOUR = (0.62, 0.62, 0.62)
 """Colour of points the noise component takes (label -1)."""
 
 

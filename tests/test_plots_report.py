@@ -78,3 +78,20 @@ def test_cluster_plot_of_a_one_feature_model_is_its_density():
     axes = plots.plot_clusters(model)
     assert axes[0].get_xlabel() == "velocity"
     plt.close("all")
+
+
+@pytest.mark.filterwarnings("ignore::bayesgmm.bayes.DiagnosticsWarning")
+def test_cluster_plot_draws_noise_points_grey():
+    # A short run: only the colours are checked here.
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(0.0, 1.0, (80, 2)), rng.normal(8.0, 1.0, (80, 2)),
+                   rng.uniform(-30.0, 40.0, (20, 2))])
+    model = BayesianGMM(2, noise=True, draws=150, tune=200, chains=2, random_state=0,
+                        progressbar=False).fit(X)
+    labels = model.predict(X)
+    ax = plots.plot_clusters(model, X)[0]
+    colours = ax.collections[0].get_facecolors()[:, :3]
+    grey = np.all(np.isclose(colours, plots.NOISE_COLOUR), axis=1)
+    np.testing.assert_array_equal(grey, labels == -1)
+    assert grey.sum() >= 15
+    plt.close("all")
