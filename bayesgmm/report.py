@@ -72,10 +72,13 @@ def markdown_table(frame: pd.DataFrame, digits: int = 3) -> str:
     def cell(value):
         return format_value(value, digits)
 
-    header = "| " + " | ".join([frame.index.name or ""] + list(map(str, frame.columns))) + " |"
-    lines = [header, "|" + "---|" * (len(frame.columns) + 1)]
+    # A MultiIndex, e.g. (covariance_type, K), gets one column per level.
+    names = [name or "" for name in frame.index.names]
+    header = "| " + " | ".join(names + list(map(str, frame.columns))) + " |"
+    lines = [header, "|" + "---|" * (len(frame.columns) + len(names))]
     for index, row in frame.iterrows():
-        lines.append("| " + " | ".join([str(index)] + [cell(v) for v in row]) + " |")
+        keys = index if isinstance(index, tuple) else (index,)
+        lines.append("| " + " | ".join([str(k) for k in keys] + [cell(v) for v in row]) + " |")
     return "\n".join(lines)
 
 

@@ -95,3 +95,15 @@ def test_cluster_plot_draws_noise_points_grey():
     np.testing.assert_array_equal(grey, labels == -1)
     assert grey.sum() >= 15
     plt.close("all")
+
+
+def test_markdown_table_gives_each_index_level_a_column():
+    import pandas as pd
+
+    from bayesgmm.report import markdown_table
+
+    index = pd.MultiIndex.from_tuples([("full", 1), ("tied", 2)], names=["covariance_type", "K"])
+    lines = markdown_table(pd.DataFrame({"elpd_loo": [-1.5, -2.25]}, index=index)).splitlines()
+    assert lines[0] == "| covariance_type | K | elpd_loo |"
+    assert lines[1] == "|---|---|---|"
+    assert lines[3].startswith("| tied | 2 | ")
