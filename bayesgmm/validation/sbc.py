@@ -70,6 +70,18 @@ class SBCConfig:
         weight_concentration=3.0, mean_loc=0.0, mean_scale=3.0, scale_scale=1.0,
         lkj_eta=2.0, standardize=False,
     )
+    covariance_type: str = "full"
+    noise_half_width: float | None = None
+    """With a noise component: its points are uniform on ``[-w, w]^D`` and the
+    model is given ``noise_volume = (2 w)^D`` (a data-dependent default volume
+    would make the prior depend on the data)."""
+
+    @property
+    def noise_volume(self) -> float | None:
+        """The noise component's hypervolume, or None without one."""
+        if self.noise_half_width is None:
+            return None
+        return float((2.0 * self.noise_half_width) ** self.n_features)
 
 
 def pit_value(thinned_draws: np.ndarray, true_value: float, rng: np.random.Generator) -> float:
@@ -111,28 +123,53 @@ def simulate_prior(config: SBCConfig, rng: np.random.Generator):
         Unbatched.
     X : ndarray of shape (n_samples, n_features)
     """
-    from bayesgmm.datasets import make_mixture
-    from bayesgmm.parameters import ModelParameters
+    from bayesgmm.noise import NoiseComponent
+    from bayesgmm.parameters import Layout, ModelParameters
 
     k, d = config.n_components, config.n_features
+    layout = Layout(k, d, config.covariance_type)
     resolved = config.priors.resolve(k, np.zeros(d), np.ones(d))
-    weights = rng.dirichlet(resolved.weight_concentration)
+    concentration = resolved.weight_concentration
+    if config.noise_half_width is not None:
+        concentration = np.append(concentration, resolved.noise_concentration)
+    all_weights = rng.dirichlet(concentration)
     means = rng.normal(resolved.mean_loc, resolved.mean_scale, size=(k, d))
-    tau = resolved.scale_scale
+    scales = np.broadcast_to(
+        _scale_draws(resolved, layout.scale_shape, rng), (k, d)).copy()
+    sets = max(layout.n_correlation_sets, 1)
+    chol = np.stack([_lkj_cholesky(d, resolved.lkj_eta, rng) if layout.n_triangle
+                     else np.eye(d) for _ in range(sets)])
+    chol = np.broadcast_to(chol, (k, d, d)).copy()
+    noise = None
+    if config.noise_half_width is not None:
+        noise = NoiseComponent(all_weights[-1], -float(np.log(config.noise_volume)))
+    parameters = ModelParameters(all_weights[:k], means, scales, chol, noise)
+    labels = rng.choice(len(all_weights), size=config.n_samples, p=all_weights)
+    X = np.empty((config.n_samples, d))
+    for component in range(k):
+        rows = labels == component
+        X[rows] = rng.multivariate_normal(means[component], parameters.covariances[component],
+                                          size=int(rows.sum()))
+    rows = labels == k
+    if rows.any():
+        width = config.noise_half_width
+        X[rows] = rng.uniform(-width, width, size=(int(rows.sum()), d))
+    return parameters, X
+
+
+def _scale_draws(resolved, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """Scales from the scale prior, one per sampled set (see ``Layout.scale_shape``)."""
+    tau = resolved.scale_scale[:shape[1]]
     match resolved.scale_prior:
         case "half_normal":
-            scales = np.abs(rng.normal(0.0, tau, size=(k, d)))
+            return np.abs(rng.normal(0.0, tau, size=shape))
         case "exponential":
-            scales = rng.exponential(tau, size=(k, d))
+            return rng.exponential(tau, size=shape)
         case "lognormal":
-            scales = np.exp(rng.normal(np.log(tau), 1.0, size=(k, d)))
+            return np.exp(rng.normal(np.log(tau), 1.0, size=shape))
         case "inverse_gamma":
-            scales = tau / rng.gamma(INVERSE_GAMMA_SHAPE, 1.0, size=(k, d))
-    chol = np.stack([_lkj_cholesky(d, resolved.lkj_eta, rng) for _ in range(k)])
-    parameters = ModelParameters(weights, means, scales, chol)
-    X, _ = make_mixture(config.n_samples, weights, means, parameters.covariances,
-                        random_state=rng)
-    return parameters, X
+            return tau / rng.gamma(INVERSE_GAMMA_SHAPE, 1.0, size=shape)
+    raise ValueError(f"Unknown scale prior {resolved.scale_prior!r}.")
 
 
 def _ordered_quantities(parameters, X, covariance_type):
@@ -181,14 +218,18 @@ def simulation_ranks(config: SBCConfig, seed: int) -> dict:
     truth_seed, fit_seed, rank_seed = np.random.SeedSequence(seed).spawn(3)
     truth, X = simulate_prior(config, np.random.default_rng(truth_seed))
     fit_rng = np.random.default_rng(fit_seed)
-    em = reference_em(X, config.n_components, n_init=5, random_state=fit_rng)
-    smallest = int(np.bincount(em.predict(X), minlength=config.n_components).min())
+    em = reference_em(X, config.n_components, config.covariance_type, n_init=5,
+                      random_state=fit_rng, noise_volume=config.noise_volume)
+    labels = em.predict(X)
+    smallest = int(np.bincount(labels[labels >= 0], minlength=config.n_components).min())
     if smallest < MIN_EM_COMPONENT_SIZE:
         return {"seed": seed, "dropped": True}
     began = time.perf_counter()
     with diagnostics_reported():  # divergences and ESS are recorded per simulation
         fit = BayesianGMM(
-            config.n_components, priors=config.priors, method=config.method,
+            config.n_components, covariance_type=config.covariance_type,
+            noise=config.noise_volume is not None, noise_volume=config.noise_volume,
+            priors=config.priors, method=config.method,
             draws=config.draws, tune=config.tune, chains=config.chains, cores=1,
             random_state=fit_rng, progressbar=False,
         ).fit(X)
@@ -307,7 +348,13 @@ CONFIGS = {
     # drawn from (an empirical-Bayes shift); SBC shows what that costs.
     "nuts_k2_d2_standardized": SBCConfig("nuts_k2_d2_standardized", 2, 2,
                                          priors=GMMPriors(weight_concentration=3.0)),
+    # The shared structures and the noise component (reports/validation/sbc_terms).
+    "nuts_k2_d2_tied": SBCConfig("nuts_k2_d2_tied", 2, 2, covariance_type="tied"),
+    "nuts_k3_d2_spherical": SBCConfig("nuts_k3_d2_spherical", 3, 2, covariance_type="spherical"),
+    "nuts_k2_d2_noise": SBCConfig("nuts_k2_d2_noise", 2, 2, noise_half_width=12.0),
 }
+TERM_CONFIGS = ("nuts_k2_d2_tied", "nuts_k3_d2_spherical", "nuts_k2_d2_noise")
+"""Configurations of the model terms added after the first SBC report."""
 
 
 def render(sections: list[tuple[SBCConfig, dict, str, float]]) -> str:
@@ -321,8 +368,11 @@ def render(sections: list[tuple[SBCConfig, dict, str, float]]) -> str:
     for config, summary, figure, seconds in sections:
         quantities = summary["quantities"]
         threshold = 0.01 / max(1, len(quantities))
+        noise = (f", noise on [-{config.noise_half_width:g}, {config.noise_half_width:g}]^D"
+                 if config.noise_half_width is not None else "")
         lines += [f"## {config.name}: {config.method}, K = {config.n_components}, "
-                  f"D = {config.n_features}, N = {config.n_samples}", "",
+                  f"D = {config.n_features}, N = {config.n_samples}, "
+                  f"{config.covariance_type}{noise}", "",
                   f"{summary['n_simulations']} simulations, {summary['n_dropped']} dropped by the "
                   f"data-only rule (EM component with < {MIN_EM_COMPONENT_SIZE} points), "
                   f"{summary['n_with_divergences']} kept fits had divergences. Median min ESS "
