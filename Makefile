@@ -30,6 +30,7 @@ validate: $(STAMP)
 	$(PY) -m bayesgmm.validation.sbc
 	$(PY) -m bayesgmm.validation.agreement
 	$(PY) -m bayesgmm.validation.selection_report
+	$(PY) -m bayesgmm.validation.structure_report
 	$(PY) -m bayesgmm.validation.k_stability
 
 bench: $(STAMP)
