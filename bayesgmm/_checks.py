@@ -372,7 +372,7 @@ def check_X(
     return CheckedData(values, names)
 
 
-def match_features(X: Any, feature_names) -> np.ndarray:
+def match_features(X: Any, feature_names, missing: str | None = None) -> np.ndarray:
     """Check new data against a fitted model's features.
 
     DataFrame columns are matched to ``feature_names`` by name (extra columns
@@ -384,6 +384,8 @@ def match_features(X: Any, feature_names) -> np.ndarray:
     X : array-like or DataFrame of shape (n_samples, n_features)
     feature_names : sequence of str
         The names the model was fitted on.
+    missing : {None, "reject", "marginalize"}, default=None
+        Missing values (NaN), as :func:`check_X` treats them.
 
     Returns
     -------
@@ -393,14 +395,14 @@ def match_features(X: Any, feature_names) -> np.ndarray:
     if isinstance(X, pd.DataFrame):
         columns = X.columns.astype(str)
         _check_unique_names(list(columns))
-        missing = [name for name in names if name not in columns]
-        if missing:
+        absent = [name for name in names if name not in columns]
+        if absent:
             raise DataValidationError(
-                f"X has no column '{missing[0]}', which the model was fitted on (needs: "
+                f"X has no column '{absent[0]}', which the model was fitted on (needs: "
                 f"{', '.join(names)}); pass those columns."
             )
         X = X.set_axis(columns, axis=1)[names]
-    return check_X(X, n_features=len(names), reject_constant=False).values
+    return check_X(X, n_features=len(names), reject_constant=False, missing=missing).values
 
 
 def check_n_components(n_components: Any, n_samples: int | None = None) -> int:
@@ -446,8 +448,11 @@ def check_number(name: str, value: Any, *, low: float, integer: bool = False) ->
 
 
 def data_fingerprint(values: np.ndarray) -> str:
-    """SHA-256 of a float64 array's bytes and shape, for provenance."""
-    digest = hashlib.sha256(np.ascontiguousarray(values, dtype=np.float64).tobytes())
+    """SHA-256 of a float64 array's bytes and shape, for provenance (every NaN alike)."""
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    if np.isnan(values).any():  # a NaN's payload bits are not part of the data
+        values = np.where(np.isnan(values), np.nan, values)
+    digest = hashlib.sha256(values.tobytes())
     digest.update(str(values.shape).encode())
     return digest.hexdigest()
 

@@ -32,7 +32,7 @@ from bayesgmm._kernel import logp_and_grad, pack_block
 from bayesgmm.em import reference_em
 from bayesgmm.inference import PosteriorSample, SamplerSettings, sample_posterior
 from bayesgmm.likelihood import pointwise_log_likelihood
-from bayesgmm.noise import NoiseComponent
+from bayesgmm.noise import NoiseComponent, NoiseRegion, noise_region
 from bayesgmm.parameters import (
     Layout,
     ModelParameters,
@@ -44,7 +44,12 @@ from bayesgmm.parameters import (
 from bayesgmm.posterior import build_datatree
 from bayesgmm.priors import GMMPriors, ResolvedPriors
 from bayesgmm.relabel import RelabellingSummary, relabel_draws
-from bayesgmm.scaling import ModelData, model_noise_log_density, model_scale
+from bayesgmm.scaling import (
+    ModelData,
+    model_noise_log_density,
+    model_noise_log_sides,
+    model_scale,
+)
 
 __all__ = [
     "Problem",
@@ -89,6 +94,8 @@ class Problem(NamedTuple):
     noise_volume : float or None
         The user's ``noise_volume`` (data units), for the PyMC model; whether
         there is a noise component at all is ``layout.has_noise``.
+    missing : {"reject", "marginalize"}
+        How missing values (NaN) in ``data`` are treated.
     """
 
     data: CheckedData
@@ -99,6 +106,14 @@ class Problem(NamedTuple):
     start: np.ndarray
     em_start: ModelParameters
     noise_volume: float | None = None
+    missing: str = "reject"
+
+    @property
+    def noise_box(self) -> NoiseRegion | None:
+        """The noise component's box in data units (None without one)."""
+        if not self.layout.has_noise:
+            return None
+        return noise_region(self.data.values, self.noise_volume)
 
 
 def em_start_parameters(
@@ -114,6 +129,8 @@ def em_start_parameters(
     Parameters
     ----------
     values : ndarray of shape (n_samples, n_features)
+        NaN marks a missing value; EM then marginalises them
+        (``missing="marginalize"``), as the model does.
     n_components : int
     covariance_type : {"full", "tied", "diag", "spherical"}
     n_init : int
@@ -129,8 +146,9 @@ def em_start_parameters(
         On the scale of ``values``, without leading axes.
     """
     noise_volume = None if noise_log_density is None else float(np.exp(-noise_log_density))
+    missing = "marginalize" if np.isnan(values).any() else "reject"
     em = reference_em(values, n_components, covariance_type, n_init=n_init, random_state=seed,
-                      noise_volume=noise_volume)
+                      noise_volume=noise_volume, missing=missing)
     n_features = values.shape[1]
     shape = (n_components, n_features)
     match covariance_type:
@@ -262,6 +280,7 @@ def prepare_problem(
     settings: SamplerSettings | None = None,
     noise: bool = False,
     noise_volume: float | None = None,
+    missing: str = "reject",
 ) -> Problem:
     """Check the data and build the compiled density and the start.
 
@@ -281,6 +300,9 @@ def prepare_problem(
         Add a uniform noise component (:mod:`bayesgmm.noise`).
     noise_volume : float, optional
         Its hypervolume in data units; default the data's bounding box.
+    missing : {"reject", "marginalize"}, default="reject"
+        Missing values (NaN): refused, or marginalised (missing at random)
+        in the density, the EM start and every summary.
 
     Returns
     -------
@@ -294,7 +316,7 @@ def prepare_problem(
         When the density is not finite at the EM start (the data cannot
         support ``n_components``).
     """
-    data = check_X(X, n_components=n_components)
+    data = check_X(X, n_components=n_components, missing=missing)
     if settings is not None:
         check_workload(*data.values.shape, n_components, draws=settings.draws,
                        chains=settings.chains, covariance_type=covariance_type)
@@ -314,22 +336,32 @@ def prepare_problem(
         start_parameters = ModelParameters(*(np.asarray(a)[order] for a in start_parameters[:4]),
                                            start_parameters.noise)
     block = pack_block(scaled.values, scaled.resolved, n_components, covariance_type,
-                       noise_log_density)
-    # A nudge in the unconstrained space, invisible at the posterior's scale:
-    # nutpie rejects a start whose gradient has an exact zero (e.g. a
-    # correlation of exactly 0 in a component no point belongs to).
-    start = parameters_to_unconstrained(start_parameters, layout)
+                       noise_log_density,
+                       model_noise_log_sides(data.values, scaled.scale, noise, noise_volume))
+    start = _nudged_start(start_parameters, layout, block, rng)
+    em_start = to_data_units(start_parameters, scaled.centre, scaled.scale)
+    return Problem(data, scaled, priors, layout, block, start, em_start,
+                   noise_volume if noise else None, missing)
+
+
+def _nudged_start(parameters: ModelParameters, layout: Layout, block: np.ndarray,
+                  rng: np.random.Generator) -> np.ndarray:
+    """The start in the unconstrained space, nudged; refused where the density is not finite.
+
+    The nudge is invisible at the posterior's scale: nutpie rejects a start
+    whose gradient has an exact zero (e.g. a correlation of exactly 0 in a
+    component no point belongs to).
+    """
+    start = parameters_to_unconstrained(parameters, layout)
     start = start + START_NUDGE * rng.standard_normal(start.shape)
     start_logp, start_grad = logp_and_grad(start, block)
     if not (np.isfinite(start_logp) and np.all(np.isfinite(start_grad))):
         raise ValueError(
             "The EM starting point has a non-finite posterior density: the data cannot "
-            f"support {n_components} components (too few distinct points, or "
+            f"support {layout.n_components} components (too few distinct points, or "
             "duplicated rows). Use fewer components or remove duplicated rows."
         )
-    em_start = to_data_units(start_parameters, scaled.centre, scaled.scale)
-    return Problem(data, scaled, priors, layout, block, start, em_start,
-                   noise_volume if noise else None)
+    return start
 
 
 def sample_problem(
@@ -354,7 +386,8 @@ def sample_problem(
         frame = pd.DataFrame(problem.data.values, columns=problem.data.feature_names)
         layout = problem.layout
         return build_model(frame, layout.n_components, problem.priors, layout.covariance_type,
-                           problem.noise_volume, noise=layout.has_noise)
+                           problem.noise_volume, noise=layout.has_noise,
+                           missing=problem.missing)
 
     return sample_posterior(settings, block=problem.block, start=problem.start,
                             layout=problem.layout, model_factory=pymc_model, rng=rng)
@@ -377,11 +410,14 @@ def relabel_sample(
     Returns
     -------
     relabelled : ModelParameters
-        Leading axes ``(chain, draw)``, data units.
+        Leading axes ``(chain, draw)``, data units; a noise component
+        carries its box (:attr:`Problem.noise_box`).
     summary : RelabellingSummary
     """
     scaled = problem.scaled
     draws = to_data_units(sample.parameters, scaled.centre, scaled.scale)
+    if draws.noise is not None:
+        draws = draws._replace(noise=draws.noise._replace(box=problem.noise_box))
     groups = exchangeable_groups(scaled.resolved.weight_concentration)
     flat, result = relabel_draws(problem.data.values, flatten_draws(draws), problem.em_start,
                                  method, groups)

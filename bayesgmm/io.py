@@ -16,7 +16,8 @@ forgery: anyone can recompute a SHA-256.  Files written before the stamp
 existed still load, with what they carry: the SHA-256 of the observed data.
 Every file, stamped or not, must also have the model's groups and
 dimensions, finite draws, weights in [0, 1] summing to 1, positive scales
-and correlations in [-1, 1].  :func:`load_datatree` checks the groups and the
+and correlations in [-1, 1], and observed data without NaN unless its stored
+settings say ``missing="marginalize"``.  :func:`load_datatree` checks the groups and the
 array sizes from the file's metadata before reading any data: a file may not
 declare more than :data:`MAX_EXPANSION` times its own size (models are written
 uncompressed) nor more than :data:`MAX_MODEL_BYTES`, so a small crafted file
@@ -405,7 +406,8 @@ def check_model_tree(tree: xr.DataTree) -> xr.DataTree:
     draws, weights in [0, 1] summing to 1 within
     :data:`WEIGHT_SUM_TOLERANCE`, scales > 0, correlations in [-1, 1],
     matching feature names, a log-likelihood without NaN or +inf and finite
-    observed data.
+    observed data, except for NaN (missing values) when the stored settings
+    say ``missing="marginalize"`` (each row keeping an observed value).
 
     Parameters
     ----------
@@ -469,5 +471,34 @@ def _check_values(tree: xr.DataTree) -> None:
     log_lik = tree["log_likelihood"][OBSERVED].values
     if np.isnan(log_lik).any() or np.isposinf(log_lik).any():
         raise _damaged("the pointwise log-likelihood holds NaN or +inf")
-    if not np.isfinite(tree["observed_data"][OBSERVED].values).all():
-        raise _damaged("the observed data hold NaN or infinite values")
+    _check_observed(tree["observed_data"][OBSERVED].values, _stored_missing(tree))
+
+
+def _stored_missing(tree: xr.DataTree) -> str:
+    """The ``missing`` setting the tree's stored settings record ("reject" when absent).
+
+    Settings that cannot be read count as "reject" here; reading them for
+    real (:meth:`bayesgmm.BayesianGMM.from_datatree`) reports the problem.
+    """
+    try:
+        params = json.loads(str(tree.attrs["params"]))
+        return str(params.get("missing", "reject")) if isinstance(params, dict) else "reject"
+    except (KeyError, ValueError):
+        return "reject"
+
+
+def _check_observed(values: np.ndarray, missing: str) -> None:
+    """Finite observed data; NaN only where the settings say ``missing="marginalize"``.
+
+    Even then a row keeps at least one observed value, as a fit requires.
+    """
+    if np.isinf(values).any():
+        raise _damaged("the observed data hold infinite values")
+    missing_values = np.isnan(values)
+    if not missing_values.any():
+        return
+    if missing != "marginalize":
+        raise _damaged(f"the observed data hold NaN but the stored settings say "
+                       f"missing={missing!r}, which refuses them")
+    if missing_values.all(axis=1).any():
+        raise _damaged("a row of the observed data has no observed value")

@@ -171,7 +171,7 @@ def _measure(
     noise_volume = (float(np.exp(noise_region(values, fit.noise_volume).log_volume))
                     if fit.noise else None)
     em = reference_em(values, k, fit.covariance_type, random_state=seed,
-                      noise_volume=noise_volume)
+                      noise_volume=noise_volume, missing=fit.missing)
     gates = fit.diagnostics_.table["value"]
     excluded = eligibility(fit.diagnostics_)
     row = replace(

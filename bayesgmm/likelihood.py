@@ -4,7 +4,8 @@ Every posterior summary (pointwise log-likelihood for LOO, memberships,
 predictive densities, Stephens relabelling) is built on :func:`log_joint`,
 ``log w_k + log N(x_i | mu_k, Sigma_k)`` for a batch of draws, with the
 noise component's ``log w_noise + log(1 / V)`` as a last column when the
-model has one.  The full
+model has one; a row with missing values (NaN) is scored by the marginals over
+its observed coordinates (see :func:`log_joint`).  The full
 ``(n_draws, n_obs, n_components)`` array is never materialised for large
 inputs: :func:`iter_obs_chunks` yields it block by block over observations,
 sized so that one block holds about :data:`DEFAULT_BUDGET` numbers.
@@ -17,6 +18,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from bayesgmm.em import missingness_patterns
+from bayesgmm.em._missing import conditional_gaussians, marginal_log_gaussian
 from bayesgmm.gaussian import log_gaussian_full, normalize
 from bayesgmm.parameters import ModelParameters
 
@@ -38,17 +41,45 @@ class _Prepared(NamedTuple):
     precisions_cholesky: np.ndarray
     log_weights: np.ndarray
     log_noise: np.ndarray | None
+    covariances: np.ndarray | None  # only when the points have missing values
+    noise_log_sides: np.ndarray | None
 
-    def log_joint(self, X: np.ndarray) -> np.ndarray:
-        density = log_gaussian_full(X - self.centre, self.centred_means, self.precisions_cholesky)
+    def _with_weights(self, density: np.ndarray, noise_log_extent: float = 0.0) -> np.ndarray:
         joint = density + self.log_weights[:, None, :]
         if self.log_noise is None:
             return joint
-        noise = np.broadcast_to(self.log_noise[:, None, None], joint.shape[:2] + (1,))
+        log_noise = self.log_noise + noise_log_extent if noise_log_extent else self.log_noise
+        noise = np.broadcast_to(log_noise[:, None, None], joint.shape[:2] + (1,))
         return np.concatenate([joint, noise], axis=-1)
 
+    def _complete(self, X: np.ndarray) -> np.ndarray:
+        return self._with_weights(
+            log_gaussian_full(X - self.centre, self.centred_means, self.precisions_cholesky))
 
-def _prepare(parameters: ModelParameters) -> _Prepared:
+    def log_joint(self, X: np.ndarray) -> np.ndarray:
+        patterns = missingness_patterns(X, self.noise_log_sides)
+        if patterns is None:
+            return self._complete(X)
+        if self.log_noise is not None and self.noise_log_sides is None:
+            raise ValueError(
+                "This model's noise component has no recorded box (a model file saved "
+                "before missing values were supported), so rows with missing values "
+                "cannot be scored; refit the model."
+            )
+        n_columns = self.log_weights.shape[-1] + (self.log_noise is not None)
+        out = np.empty((self.log_weights.shape[0], X.shape[0], n_columns))
+        for observed, rows, extent in zip(patterns.observed, patterns.rows,
+                                          patterns.noise_log_extents):
+            if observed.all():
+                out[:, rows] = self._complete(X[rows])
+                continue
+            marginal = marginal_log_gaussian(X[rows] - self.centre, self.centred_means,
+                                             conditional_gaussians(self.covariances, observed))
+            out[:, rows] = self._with_weights(marginal, extent)
+        return out
+
+
+def _prepare(parameters: ModelParameters, missing_values: bool = False) -> _Prepared:
     # Centring data and means by one common vector leaves the density unchanged
     # and keeps the shared density's ``X @ U - mean @ U`` exact in data units
     # far from the origin.
@@ -58,8 +89,11 @@ def _prepare(parameters: ModelParameters) -> _Prepared:
         log_weights = np.log(parameters.weights)
         log_noise = (None if noise is None
                      else np.log(np.asarray(noise.weight, dtype=np.float64)) + noise.log_density)
+    box = None if noise is None else noise.box
     return _Prepared(centre, parameters.means - centre, parameters.precisions_cholesky,
-                     log_weights, log_noise)
+                     log_weights, log_noise,
+                     parameters.covariances if missing_values else None,
+                     None if box is None else np.log(box.upper - box.lower))
 
 
 def log_joint(X: np.ndarray, parameters: ModelParameters) -> np.ndarray:
@@ -76,8 +110,18 @@ def log_joint(X: np.ndarray, parameters: ModelParameters) -> np.ndarray:
     ndarray of shape (n_draws, n_obs, n_components), or n_components + 1
         With a noise component, ``log w_noise + log(1 / V)`` is the last
         column.
+
+    Notes
+    -----
+    A row with missing values (NaN; missing at random) is scored by the
+    components' marginals over its observed coordinates ``o``:
+    ``log w_k + log N(x_o | mu_ko, Sigma_k,oo)``, and by the noise's
+    ``log w_noise + log(1 / V_o)``, ``V_o`` the noise box's volume along
+    ``o`` (as in EM, :mod:`bayesgmm.em._missing`).  Rows are grouped by
+    pattern and each pattern's ``Sigma_oo`` is factorised once per draw;
+    complete rows take the same path as in data without missing values.
     """
-    return _prepare(parameters).log_joint(X)
+    return _prepare(parameters, bool(np.isnan(X).any())).log_joint(X)
 
 
 def iter_obs_chunks(
@@ -101,7 +145,7 @@ def iter_obs_chunks(
     """
     n_draws, n_components, n_features = parameters.means.shape
     rows_per_block = max(1, budget // max(1, n_draws * n_components * n_features))
-    prepared = _prepare(parameters)
+    prepared = _prepare(parameters, bool(np.isnan(X).any()))
     for start in range(0, X.shape[0], rows_per_block):
         rows = slice(start, min(start + rows_per_block, X.shape[0]))
         yield rows, prepared.log_joint(X[rows])

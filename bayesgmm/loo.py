@@ -33,6 +33,7 @@ from scipy.special import logsumexp
 
 from bayesgmm._kernel import logp_batch, pack_block
 from bayesgmm.likelihood import pointwise_log_likelihood
+from bayesgmm.noise import noise_region
 from bayesgmm.parameters import (
     Layout,
     parameters_to_unconstrained,
@@ -41,7 +42,7 @@ from bayesgmm.parameters import (
     unconstrained_to_parameters,
 )
 from bayesgmm.posterior import OBSERVED, parameters_from_posterior
-from bayesgmm.scaling import model_noise_log_density, model_scale
+from bayesgmm.scaling import model_noise_log_density, model_noise_log_sides, model_scale
 
 __all__ = [
     "KFOLD_SHARE",
@@ -188,8 +189,12 @@ class _Unconstrained:
         self.X = X
         self.layout = Layout(fit.n_components, X.shape[1], fit.covariance_type,
                              noise_log_density)
-        self.block = pack_block(values, resolved, fit.n_components, fit.covariance_type,
-                                noise_log_density)
+        # Rows with missing values: the block groups them by pattern, and the
+        # noise's marginal over their observed coordinates needs its box.
+        self.block = pack_block(
+            values, resolved, fit.n_components, fit.covariance_type, noise_log_density,
+            model_noise_log_sides(X, self.scale, fit.noise, fit.noise_volume))
+        self.noise_box = noise_region(X, fit.noise_volume) if fit.noise else None
 
     def upars(self, posterior: xr.Dataset) -> xr.DataArray:
         chains, draws = posterior.sizes["chain"], posterior.sizes["draw"]
@@ -208,6 +213,8 @@ class _Unconstrained:
             unconstrained_to_parameters(values.reshape(-1, values.shape[-1]), self.layout),
             self.centre, self.scale,
         )
+        if parameters.noise is not None:
+            parameters = parameters._replace(noise=parameters.noise._replace(box=self.noise_box))
         log_lik = pointwise_log_likelihood(self.X[i:i + 1], parameters)[:, 0]
         return xr.DataArray(log_lik.reshape(values.shape[:2]), dims=("chain", "draw"))
 

@@ -35,6 +35,7 @@ __all__ = [
     "MembershipArrays",
     "membership_arrays",
     "coclustering_matrix",
+    "draw_allocations",
     "mean_membership",
     "labels_from",
     "entropy",
@@ -185,6 +186,25 @@ def coclustering_matrix(
     return total
 
 
+def draw_allocations(responsibilities: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One column index per row of ``responsibilities``, drawn with those probabilities.
+
+    Parameters
+    ----------
+    responsibilities : ndarray of shape (..., n_columns)
+        Each row sums to one (up to rounding).
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    ndarray of int, shape (...)
+    """
+    cumulative = np.cumsum(responsibilities, axis=-1)
+    uniform = rng.random(cumulative.shape[:-1] + (1,))
+    return np.minimum((cumulative < uniform * cumulative[..., -1:]).sum(axis=-1),
+                      responsibilities.shape[-1] - 1)
+
+
 def occupied_component_counts(
     X: np.ndarray,
     parameters: ModelParameters,
@@ -213,9 +233,6 @@ def occupied_component_counts(
     sizes = np.zeros((n_draws, n_columns), dtype=np.int64)
     draw_index = np.arange(n_draws)[:, None]
     for _, joint in iter_obs_chunks(X, parameters, budget):
-        cumulative = np.cumsum(normalize(joint)[1], axis=-1)
-        uniform = rng.random(cumulative.shape[:2] + (1,))
-        allocation = np.minimum((cumulative < uniform * cumulative[..., -1:]).sum(axis=-1),
-                                n_columns - 1)
+        allocation = draw_allocations(normalize(joint)[1], rng)
         np.add.at(sizes, (np.broadcast_to(draw_index, allocation.shape), allocation), 1)
     return (sizes[:, :n_components] > 0).sum(axis=1)

@@ -17,8 +17,14 @@ import pytensor
 import pytensor.tensor as pt
 
 from bayesgmm._checks import check_n_components, check_X
+from bayesgmm.em import missingness_patterns
 from bayesgmm.priors import INVERSE_GAMMA_SHAPE, GMMPriors, ResolvedPriors
-from bayesgmm.scaling import COVARIANCE_TYPES, model_noise_log_density, model_scale
+from bayesgmm.scaling import (
+    COVARIANCE_TYPES,
+    model_noise_log_density,
+    model_noise_log_sides,
+    model_scale,
+)
 
 __all__ = ["build_model"]
 
@@ -110,8 +116,8 @@ def _component_cholesky(scales, correlation_cholesky):
     chol = scales[:, :, None] * correlation_cholesky
     pairs = ("component", "feature", "feature2")
     pm.Deterministic("correlations", correlation_cholesky @ correlation_cholesky.mT, dims=pairs)
-    pm.Deterministic("covariances", chol @ chol.mT, dims=pairs)
-    return chol
+    covariances = pm.Deterministic("covariances", chol @ chol.mT, dims=pairs)
+    return chol, covariances
 
 
 def _likelihood(data, weights, means, chol, shape):
@@ -133,6 +139,47 @@ def _likelihood_with_noise(data, weights, means, chol, shape, noise_weight,
     pm.Potential("x", pt.logsumexp(joint, axis=1).sum())
 
 
+def _marginal_likelihoods(values, patterns, weights, means, covariances, noise_weight,
+                          noise_log_density: float | None):
+    """One potential per missingness pattern: the mixture of the observed marginals.
+
+    For the rows observing coordinates ``o`` (values missing at random):
+    ``logsumexp_k(log w_k + log N(x_o | mu_ko, Sigma_k,oo))``, with the noise
+    column ``log w_noise + log(1 / V_o)``, ``V_o`` the noise box's volume
+    along ``o``.  Complete rows are not here: :func:`_likelihood` has them.
+    """
+    for p, (observed, rows, extent) in enumerate(zip(patterns.observed, patterns.rows,
+                                                     patterns.noise_log_extents)):
+        if observed.all():
+            continue
+        columns = np.flatnonzero(observed)
+        marginals = pm.MvNormal.dist(mu=means[:, columns],
+                                     cov=covariances[:, columns][:, :, columns],
+                                     shape=(means.shape[0], columns.size))
+        rows_observed = values[np.ix_(rows, columns)]
+        joint = pm.logp(marginals, rows_observed[:, None, :]) + pt.log(weights)
+        if noise_log_density is not None:
+            noise = pt.log(noise_weight) + np.float64(noise_log_density + extent)
+            joint = pt.concatenate([joint, pt.broadcast_to(noise, (len(rows), 1))], axis=1)
+        pm.Potential(f"x_pattern_{p}", pt.logsumexp(joint, axis=1).sum())
+
+
+def _all_likelihoods(values, patterns, weights, means, chol, covariances, noise_weight,
+                     noise_log_density: float | None, shape: tuple[int, int]):
+    """The complete rows' likelihood ``x`` on ``pm.Data("X")``, then the patterns' potentials."""
+    complete = np.flatnonzero(~np.isnan(values).any(axis=1))
+    if complete.size:
+        data = pm.Data("X", values[complete], dims=("obs", "feature"))
+        if noise_log_density is None:
+            _likelihood(data, weights, means, chol, shape)
+        else:
+            _likelihood_with_noise(data, weights, means, chol, shape, noise_weight,
+                                   noise_log_density)
+    if patterns is not None:
+        _marginal_likelihoods(values, patterns, weights, means, covariances, noise_weight,
+                              noise_log_density)
+
+
 def build_model(
     X,
     n_components: int,
@@ -141,6 +188,7 @@ def build_model(
     noise_volume: float | None = None,
     *,
     noise: bool = False,
+    missing: str = "reject",
 ) -> pm.Model:
     """Build the marginalised, component-vectorised PyMC mixture model.
 
@@ -167,6 +215,11 @@ def build_model(
         (:mod:`bayesgmm.noise`); its weight is the last entry of one
         Dirichlet, ``mixture_weights``, with ``weights`` (the Gaussian ones)
         and ``noise_weight`` as deterministics.
+    missing : {"reject", "marginalize"}, default="reject"
+        NaN refused, or marginalised (missing at random): ``x`` then holds
+        the complete rows (``obs`` numbers them as in ``X``) and each pattern
+        of missing values adds a potential ``x_pattern_{p}``
+        (:func:`_marginal_likelihoods`).
 
     Returns
     -------
@@ -188,33 +241,28 @@ def build_model(
             f"covariance_type must be one of {COVARIANCE_TYPES} for the Bayesian "
             f"model, got {covariance_type!r}."
         )
-    priors = priors if priors is not None else GMMPriors()
-    checked = check_X(X, n_components=n_components)
-    names = checked.feature_names
-    values, _, scale, resolved = model_scale(checked.values, priors, n_components,
-                                             covariance_type)
+    checked = check_X(X, n_components=n_components, missing=missing)
+    values, _, scale, resolved = model_scale(checked.values, priors or GMMPriors(),
+                                             n_components, covariance_type)
     noise_log_density = model_noise_log_density(checked.values, scale, noise, noise_volume)
-    n_samples, n_features = values.shape
+    patterns = missingness_patterns(
+        values, model_noise_log_sides(checked.values, scale, noise, noise_volume))
+    n_features = values.shape[1]
     coords = {
         "component": np.arange(n_components),
         "mixture_column": np.arange(n_components + 1),
-        "feature": names,
-        "feature2": names,
-        "obs": np.arange(n_samples),
+        "feature": checked.feature_names,
+        "feature2": checked.feature_names,
+        "obs": np.flatnonzero(~np.isnan(values).any(axis=1)),
     }
     with pm.Model(coords=coords) as model:
-        data = pm.Data("X", values, dims=("obs", "feature"))
         weights, noise_weight = _weights(resolved, n_components, noise_log_density is not None)
         means = _means(resolved)
         scales = _component_scales(_scales(resolved, covariance_type), covariance_type,
                                    (n_components, n_features))
         correlation_cholesky = _correlation_cholesky(resolved, n_components, n_features,
                                                      covariance_type)
-        chol = _component_cholesky(scales, correlation_cholesky)
-        shape = (n_components, n_features)
-        if noise_log_density is None:
-            _likelihood(data, weights, means, chol, shape)
-        else:
-            _likelihood_with_noise(data, weights, means, chol, shape, noise_weight,
-                                   noise_log_density)
+        chol, covariances = _component_cholesky(scales, correlation_cholesky)
+        _all_likelihoods(values, patterns, weights, means, chol, covariances, noise_weight,
+                         noise_log_density, (n_components, n_features))
     return model

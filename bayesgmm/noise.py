@@ -38,6 +38,7 @@ __all__ = [
     "check_noise_volume",
     "log_bounding_box_volume",
     "log_noise_density",
+    "noise_log_sides",
     "noise_region",
 ]
 
@@ -56,10 +57,17 @@ class NoiseComponent(NamedTuple):
     log_density : float
         ``log(1 / V)`` on the scale the parameters are on (see
         :func:`log_noise_density`); the same for every draw.
+    box : NoiseRegion or None
+        The box of volume ``V`` on the same scale, when known.  Rows with
+        missing values need it: over a row's observed coordinates the noise
+        density is the box's marginal ``1 / V_obs`` (:func:`noise_log_sides`),
+        and its mean and spread along the missing ones are the box's.  None
+        for a model stored before it was recorded.
     """
 
     weight: float | np.ndarray
     log_density: float
+    box: NoiseRegion | None = None
 
 
 def check_noise_settings(noise, noise_volume) -> None:
@@ -197,3 +205,33 @@ def noise_region(values: np.ndarray, noise_volume: float | None) -> NoiseRegion:
     half_sides = 0.5 * np.exp(log_sides)
     centre = 0.5 * low + 0.5 * high
     return NoiseRegion(log_volume, centre - half_sides, centre + half_sides)
+
+
+def noise_log_sides(region: NoiseRegion | None, scale: np.ndarray) -> np.ndarray | None:
+    """Log side lengths of the noise box on the scale ``x / scale``; None without noise.
+
+    Over a row's observed coordinates the noise density is ``1 / V_obs``,
+    ``V_obs`` the product of these sides along them; in logs, ``log(1 / V)``
+    plus the log sides of the missing coordinates (EM and the Bayesian model
+    alike).
+
+    Parameters
+    ----------
+    region : NoiseRegion or None
+        In the user's units.
+    scale : ndarray of shape (n_features,)
+
+    Returns
+    -------
+    ndarray of shape (n_features,) or None
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> region = NoiseRegion(float(np.log(8.0)), np.zeros(2), np.array([2.0, 4.0]))
+    >>> np.exp(noise_log_sides(region, np.array([1.0, 2.0]))).tolist()
+    [2.0, 2.0]
+    """
+    if region is None:
+        return None
+    return np.log(region.upper - region.lower) - np.log(scale)

@@ -32,7 +32,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from bayesgmm.noise import NoiseComponent
+from bayesgmm.noise import NoiseComponent, NoiseRegion
 
 __all__ = [
     "COVARIANCE_TYPES",
@@ -317,11 +317,18 @@ def unflatten_draws(parameters: ModelParameters, n_chains: int) -> ModelParamete
     return map_draws(parameters, lambda a: np.reshape(a, (n_chains, -1) + a.shape[1:]))
 
 
-def _noise_in_units(noise: NoiseComponent | None, scale: np.ndarray, power: float):
-    """The noise density after dividing (power -1) or multiplying (+1) the data by ``scale``."""
+def _noise_in_units(noise: NoiseComponent | None, centre: np.ndarray, scale: np.ndarray,
+                    power: float):
+    """The noise after mapping the data to ``centre + x * scale`` (power +1) or back (-1)."""
     if noise is None:
         return None
-    return noise._replace(log_density=noise.log_density - power * float(np.log(scale).sum()))
+    box = noise.box
+    if box is not None:
+        corners = ((centre + box.lower * scale, centre + box.upper * scale) if power > 0
+                   else ((box.lower - centre) / scale, (box.upper - centre) / scale))
+        box = NoiseRegion(box.log_volume + power * float(np.log(scale).sum()), *corners)
+    return noise._replace(log_density=noise.log_density - power * float(np.log(scale).sum()),
+                          box=box)
 
 
 def to_data_units(
@@ -333,7 +340,7 @@ def to_data_units(
         centre + parameters.means * scale,
         parameters.scales * scale,
         parameters.correlation_cholesky,
-        _noise_in_units(parameters.noise, scale, 1.0),
+        _noise_in_units(parameters.noise, centre, scale, 1.0),
     )
 
 
@@ -346,7 +353,7 @@ def to_model_units(
         (parameters.means - centre) / scale,
         parameters.scales / scale,
         parameters.correlation_cholesky,
-        _noise_in_units(parameters.noise, scale, -1.0),
+        _noise_in_units(parameters.noise, centre, scale, -1.0),
     )
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from bayesgmm.noise import NoiseComponent
+from bayesgmm.noise import NoiseComponent, NoiseRegion
 from bayesgmm.parameters import ModelParameters, flatten_draws
 
 __all__ = [
@@ -52,7 +52,9 @@ REQUIRED_LAYOUT = {
 
 NOISE_WEIGHT = "noise_weight"
 """Posterior variable of a model with a noise component: its weight per draw, with
-the noise's ``log(1 / V)`` in data units as the attribute ``log_density``."""
+the noise's ``log(1 / V)`` in data units as the attribute ``log_density`` and the
+corners of its box as ``box_lower`` and ``box_upper`` (see
+:class:`bayesgmm.noise.NoiseComponent`; absent from files saved before them)."""
 
 
 def _posterior_dataset(parameters: ModelParameters, coords: dict) -> xr.Dataset:
@@ -63,10 +65,13 @@ def _posterior_dataset(parameters: ModelParameters, coords: dict) -> xr.Dataset:
         {name: (dims, values[name]) for name, dims in REQUIRED_LAYOUT["posterior"].items()},
         coords=coords,
     )
-    if parameters.noise is not None:
+    noise = parameters.noise
+    if noise is not None:
+        box = {} if noise.box is None else {"box_lower": np.asarray(noise.box.lower),
+                                            "box_upper": np.asarray(noise.box.upper)}
         dataset[NOISE_WEIGHT] = xr.DataArray(
-            np.asarray(parameters.noise.weight), dims=_SAMPLE,
-            attrs={"log_density": float(parameters.noise.log_density)},
+            np.asarray(noise.weight), dims=_SAMPLE,
+            attrs={"log_density": float(noise.log_density), **box},
         )
     return dataset
 
@@ -154,8 +159,13 @@ def parameters_from_posterior(posterior: xr.Dataset, flatten: bool = True) -> Mo
     """
     noise = None
     if NOISE_WEIGHT in posterior:
-        noise = NoiseComponent(posterior[NOISE_WEIGHT].values,
-                               float(posterior[NOISE_WEIGHT].attrs["log_density"]))
+        attrs = posterior[NOISE_WEIGHT].attrs
+        log_density = float(attrs["log_density"])
+        box = None
+        if "box_lower" in attrs:
+            box = NoiseRegion(-log_density, np.atleast_1d(np.asarray(attrs["box_lower"], float)),
+                              np.atleast_1d(np.asarray(attrs["box_upper"], float)))
+        noise = NoiseComponent(posterior[NOISE_WEIGHT].values, log_density, box)
     parameters = ModelParameters(
         posterior["weights"].values, posterior["means"].values, posterior["scales"].values,
         correlation_cholesky(posterior["correlations"].values), noise,

@@ -11,7 +11,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from bayesgmm.noise import check_noise_volume, log_noise_density, noise_region
+from bayesgmm.noise import (
+    check_noise_volume,
+    log_noise_density,
+    noise_log_sides,
+    noise_region,
+)
 from bayesgmm.parameters import COVARIANCE_TYPES
 from bayesgmm.priors import GMMPriors, ResolvedPriors
 
@@ -21,6 +26,7 @@ __all__ = [
     "ModelData",
     "bulk_mask",
     "model_noise_log_density",
+    "model_noise_log_sides",
     "model_scale",
     "standardization",
 ]
@@ -180,3 +186,28 @@ def model_noise_log_density(
         return None
     check_noise_volume(noise_volume)
     return log_noise_density(noise_region(values, noise_volume).log_volume, scale)
+
+
+def model_noise_log_sides(
+    values: np.ndarray, scale: np.ndarray, noise: bool, noise_volume: float | None
+) -> np.ndarray | None:
+    """Log side lengths of the noise box on the model's scale, or None without one.
+
+    Their sum is ``-model_noise_log_density(...)``; rows with missing values
+    need them (:func:`bayesgmm.noise.noise_log_sides`).
+
+    Parameters
+    ----------
+    values : ndarray of shape (n_samples, n_features)
+        Checked data in the user's units.
+    scale : ndarray of shape (n_features,)
+    noise : bool
+    noise_volume : float or None
+
+    Returns
+    -------
+    ndarray of shape (n_features,) or None
+    """
+    if not noise:
+        return None
+    return noise_log_sides(noise_region(values, noise_volume), scale)

@@ -418,7 +418,7 @@ def compare_k(
         For bad ``ks``, ``n_jobs``, ``max_draws`` or structures (unknown, or
         both ``covariance_type`` and ``covariance_types``), or ADVI.
     """
-    checked = check_X(X, n_components=1)
+    checked = check_X(X, n_components=1, missing=bayesgmm_kwargs.get("missing", "reject"))
     ks, settings, seeds = _sweep_settings(ks, n_jobs, max_draws, bayesgmm_kwargs)
     sweep = Sweep(ks, _checked_structures(covariance_types, settings), settings, seeds)
     results = _run_all(_tasks(sweep, checked.values, checked.feature_names, max_draws, sparse),

@@ -16,6 +16,10 @@ Modules
 ``likelihood``
     The marginal mixture likelihood: covariance factors, one pass over the
     rows for the statistics, the chain rule back to the parameters.
+``missing``
+    Rows with missing values, grouped by pattern when the block is packed:
+    the mixture of the components' marginals over each pattern's observed
+    coordinates, and its gradient through the observed sub-covariances.
 ``logdensity``
     :func:`logp_grad`, a short driver calling the terms in order;
     :func:`pack_block`; the Python entry points and :func:`gmm_logp_cfunc`.

@@ -34,6 +34,7 @@ from bayesgmm.parameters import UNCONSTRAINED_BLOCKS, Layout
 __all__ = [
     "Field",
     "Section",
+    "PatternColumn",
     "Unconstrained",
     "HEADER_SIZE",
     "pack",
@@ -66,7 +67,25 @@ class Section(IntEnum):
     SCALE_SCALE = 3  # (n_features,), or (1,) for spherical
     TRIANGLE_ROWS = 4  # (n_triangle,) from bayesgmm.parameters.spiral_indices
     TRIANGLE_COLS = 5  # (n_triangle,)
-    DATA = 6  # (n_samples, n_features), row-major
+    DATA = 6  # (n_complete, n_features), row-major: the rows without missing values
+    PATTERNS = 7  # (n_patterns, PatternColumn.COLUMNS + n_features): see PatternColumn
+    INCOMPLETE_DATA = 8  # the observed values of the other rows, pattern by pattern, row-major
+
+
+class PatternColumn(IntEnum):
+    """The columns of one row of :attr:`Section.PATTERNS`: one missingness pattern.
+
+    The rows with missing values are grouped by which coordinates they
+    observe; :attr:`Section.INCOMPLETE_DATA` holds their observed values,
+    pattern after pattern, ``N_OBSERVED`` per row.  ``COLUMNS`` is the first
+    of ``n_features`` entries: the observed coordinates in increasing order,
+    then ``-1``.  Data without missing values have no patterns.
+    """
+
+    N_ROWS = 0
+    N_OBSERVED = 1
+    NOISE_LOG_EXTENT = 2  # log of the noise box's extent along the missing coordinates
+    COLUMNS = 3
 
 
 # The blocks of the unconstrained vector, in the order of (and named after)

@@ -1,6 +1,8 @@
 """The marginal mixture likelihood and its gradient, in numba.
 
-Three steps, called in this order by :func:`bayesgmm._kernel.logp_grad`:
+Three steps, called in this order by :func:`bayesgmm._kernel.logp_grad`
+(with :func:`bayesgmm._kernel.missing.missing_statistics` between the last
+two when rows have missing values):
 
 1. :func:`covariance_factors`: ``C_k = diag(scales_k) L_k`` and the log
    normaliser of each weighted component;
@@ -32,6 +34,7 @@ __all__ = [
     "covariance_factors",
     "mixture_statistics",
     "mixture_gradient",
+    "solve_transposed",
 ]
 
 
@@ -167,7 +170,7 @@ def mixture_statistics(data, means, chol, log_component, log_noise, logp):
 
 
 @numba.njit(cache=True, nogil=True)
-def _solve_transposed(chol, rhs, out):
+def solve_transposed(chol, rhs, out):
     """``out = C^{-T} rhs`` by back substitution, ``C`` lower triangular."""
     n_features = rhs.shape[0]
     for i in range(n_features - 1, -1, -1):
@@ -213,7 +216,7 @@ def _correlation_gradient(solved, correlation_cholesky, scales, row_norms, rows,
 
 @numba.njit(cache=True, nogil=True)
 def mixture_gradient(grad_means, grad_scales, grad_correlations, statistics, factors, rows,
-                     cols):
+                     cols, cholesky_gradient):
     """Add the likelihood's gradient with respect to means, log scales and correlations.
 
     Parameters
@@ -227,6 +230,10 @@ def mixture_gradient(grad_means, grad_scales, grad_correlations, statistics, fac
     factors : CovarianceFactors
     rows, cols : ndarray of shape (n_triangle,)
         Positions of the free correlation entries in ``L``.
+    cholesky_gradient : ndarray of shape (n_components, n_features, n_features)
+        Further ``dlogp/dC_k`` (lower triangle) of rows with missing values
+        (:mod:`bayesgmm._kernel.missing`), taken through the same chain rule;
+        shape ``(0, n_features, n_features)`` when there are none.
     """
     counts, first, second = statistics
     n_components, n_features = first.shape
@@ -238,11 +245,15 @@ def mixture_gradient(grad_means, grad_scales, grad_correlations, statistics, fac
         for i in range(n_features):
             for j in range(i):
                 second[k, j, i] = second[k, i, j]
-        _solve_transposed(chol, first[k], vector)
+        solve_transposed(chol, first[k], vector)
         for i in range(n_features):
             grad_means[k * n_features + i] += vector[i]
         for column in range(n_features):
-            _solve_transposed(chol, second[k, :, column], solved[:, column])
+            solve_transposed(chol, second[k, :, column], solved[:, column])
+        if cholesky_gradient.shape[0] > 0:
+            for i in range(n_features):
+                for j in range(i + 1):
+                    solved[i, j] += cholesky_gradient[k, i, j]
         _scale_gradient(solved, counts[k], chol, factors.correlation_cholesky[k],
                         factors.scales[k], grad_scales[k * n_features:(k + 1) * n_features])
         if n_triangle > 0:

@@ -26,6 +26,7 @@ from numba import types
 from bayesgmm._kernel.layout import (
     HEADER_SIZE,
     Field,
+    PatternColumn,
     Section,
     Unconstrained,
     block_size,
@@ -34,6 +35,7 @@ from bayesgmm._kernel.layout import (
     section,
 )
 from bayesgmm._kernel.likelihood import covariance_factors, mixture_gradient, mixture_statistics
+from bayesgmm._kernel.missing import missing_statistics
 from bayesgmm._kernel.priors import (
     dirichlet_constant,
     dirichlet_simplex,
@@ -44,6 +46,7 @@ from bayesgmm._kernel.priors import (
     simplex_gradient,
 )
 from bayesgmm._kernel.structures import component_covariances, pool_gradient
+from bayesgmm.em import missingness_patterns
 from bayesgmm.parameters import COVARIANCE_TYPES, Layout, spiral_indices
 from bayesgmm.priors import SCALE_PRIORS, ResolvedPriors
 
@@ -63,19 +66,49 @@ NON_FINITE_DENSITY = 4
 TIED = COVARIANCE_TYPES.index("tied")
 
 
+def _pattern_sections(
+    X: np.ndarray, noise_log_sides: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The complete rows, the pattern table and the incomplete rows' observed values.
+
+    Rows are grouped by :func:`bayesgmm.em.missingness_patterns`; without
+    missing values ``X`` itself comes back, with no patterns.
+    """
+    n_features = X.shape[1]
+    patterns = missingness_patterns(X, noise_log_sides)
+    if patterns is None:
+        return X, np.zeros((0, PatternColumn.COLUMNS + n_features)), np.zeros(0)
+    complete = ~np.isnan(X).any(axis=1)
+    table, values = [], []
+    for observed, rows, extent in zip(patterns.observed, patterns.rows,
+                                      patterns.noise_log_extents):
+        if observed.all():
+            continue
+        columns = np.flatnonzero(observed)
+        padding = np.full(n_features - columns.size, -1.0)
+        table.append([len(rows), columns.size, extent, *columns, *padding])
+        values.append(X[np.ix_(rows, columns)].ravel())
+    return X[complete], np.array(table, dtype=np.float64), np.concatenate(values)
+
+
 def pack_block(
     X: np.ndarray,
     priors: ResolvedPriors,
     n_components: int,
     covariance_type: str,
     noise_log_density: float | None = None,
+    noise_log_sides: np.ndarray | None = None,
 ) -> np.ndarray:
     """Everything the log density needs, in one float64 array.
 
     Parameters
     ----------
     X : ndarray of shape (n_samples, n_features)
-        Data on the scale the model is fitted on.
+        Data on the scale the model is fitted on; NaN marks a missing value
+        (missing at random: the row counts through its observed coordinates,
+        :mod:`bayesgmm._kernel.missing`).  Without NaN the block holds the
+        data exactly as before missing values were supported, and the
+        density takes the same path.
     priors : ResolvedPriors
     n_components : int
     covariance_type : {"full", "tied", "diag", "spherical"}
@@ -83,6 +116,10 @@ def pack_block(
         ``log(1 / V)`` on the scale of ``X`` for a model with a uniform
         noise component (:mod:`bayesgmm.noise`); its weight is the last of
         the Dirichlet, with ``priors.noise_concentration``.
+    noise_log_sides : ndarray of shape (n_features,), optional
+        Log side lengths of the noise box on the scale of ``X``
+        (:func:`bayesgmm.noise.noise_log_sides`); needed with a noise
+        component and missing values.
 
     Returns
     -------
@@ -97,6 +134,10 @@ def pack_block(
             f"values, got {len(priors.scale_scale)} (resolve priors with bayesgmm.scaling."
             "model_scale)."
         )
+    if noise_log_density is not None and noise_log_sides is None and np.isnan(X).any():
+        raise ValueError("With a noise component and missing values pass noise_log_sides "
+                         "(bayesgmm.scaling.model_noise_log_sides).")
+    complete, patterns, incomplete = _pattern_sections(X, noise_log_sides)
     concentration = np.asarray(priors.weight_concentration, dtype=np.float64)
     if layout.has_noise:
         concentration = np.append(concentration, priors.noise_concentration)
@@ -123,7 +164,9 @@ def pack_block(
         Section.SCALE_SCALE: priors.scale_scale,
         Section.TRIANGLE_ROWS: rows,
         Section.TRIANGLE_COLS: cols,
-        Section.DATA: X,
+        Section.DATA: complete,
+        Section.PATTERNS: patterns,
+        Section.INCOMPLETE_DATA: incomplete,
     }
     return pack(fields, sections, layout)
 
@@ -181,21 +224,25 @@ def logp_grad(theta, grad, block):
         log_noise = log_weights[n_components] + block[Field.NOISE_LOG_DENSITY]
     logp, statistics = mixture_statistics(section(block, Section.DATA), means,
                                           factors.cholesky, log_component, log_noise, logp)
+    logp, incomplete = missing_statistics(section(block, Section.PATTERNS),
+                                          section(block, Section.INCOMPLETE_DATA), log_weights,
+                                          means, factors.cholesky, log_noise, statistics.counts,
+                                          grad_means, logp)
     shared = (n_scale_sets != n_components or scale_scale.shape[0] != n_features
               or n_correlation_sets != n_components)
     if not shared:
         mixture_gradient(grad_means, grad_scales, grad_correlations, statistics, factors,
-                         rows, cols)
+                         rows, cols, incomplete.cholesky_gradient)
     else:
         component_scales = np.zeros(n_components * n_features)
         component_correlations = np.zeros(n_components * rows.shape[0])
         mixture_gradient(grad_means, component_scales, component_correlations, statistics,
-                         factors, rows, cols)
+                         factors, rows, cols, incomplete.cholesky_gradient)
         pool_gradient(component_scales, n_components, n_scale_sets, scale_scale.shape[0],
                       grad_scales)
         pool_gradient(component_correlations, n_components, n_correlation_sets,
                       rows.shape[0], grad_correlations)
-    simplex_gradient(grad_weights, concentration, statistics.counts,
+    simplex_gradient(grad_weights, concentration, incomplete.counts,
                      int(block[Field.N_SAMPLES]), log_weights)
     return logp
 

@@ -698,6 +698,7 @@ def reference_em(
     n_init: int = 10,
     random_state=None,
     noise_volume: float | None = None,
+    missing: str = "reject",
 ) -> GaussianMixtureEM:
     """EM fitted with bayesgmm's reference settings, for starts and criteria.
 
@@ -718,6 +719,8 @@ def reference_em(
     noise_volume : float, optional
         When given, EM also fits a uniform noise component of this
         hypervolume (in the units of ``X``).
+    missing : {"reject", "marginalize"}, default="reject"
+        As :class:`GaussianMixtureEM`'s: NaN refused, or marginalised.
 
     Returns
     -------
@@ -727,7 +730,7 @@ def reference_em(
     em = GaussianMixtureEM(
         n_components, covariance_type=covariance_type, n_init=n_init, tol=REFERENCE_TOL,
         max_iter=REFERENCE_MAX_ITER, random_state=random_state,
-        noise=noise_volume is not None, noise_volume=noise_volume,
+        noise=noise_volume is not None, noise_volume=noise_volume, missing=missing,
     )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=ConvergenceWarning)

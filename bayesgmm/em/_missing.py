@@ -29,7 +29,7 @@ import numpy as np
 
 from bayesgmm.em._covariance import upper_inverse_cholesky
 from bayesgmm.gaussian import log_gaussian_full
-from bayesgmm.noise import NoiseRegion
+from bayesgmm.noise import noise_log_sides
 
 __all__ = [
     "ConditionalGaussians",
@@ -108,24 +108,6 @@ def missingness_patterns(
     return MissingnessPatterns(observed, tuple(np.split(order, boundaries)), extents)
 
 
-def noise_log_sides(region: NoiseRegion | None, scale: np.ndarray) -> np.ndarray | None:
-    """Log side lengths of the noise box on the scale ``x / scale``; None without noise.
-
-    Parameters
-    ----------
-    region : NoiseRegion or None
-        In the user's units.
-    scale : ndarray of shape (n_features,)
-
-    Returns
-    -------
-    ndarray of shape (n_features,) or None
-    """
-    if region is None:
-        return None
-    return np.log(region.upper - region.lower) - np.log(scale)
-
-
 def observed_log_jacobian(Z: np.ndarray, scale: np.ndarray) -> float | np.ndarray:
     """``log |dz / dx|`` of every row of ``Z = (x - centre) / scale`` over its observed values.
 
@@ -152,12 +134,12 @@ class ConditionalGaussians(NamedTuple):
     Attributes
     ----------
     observed : ndarray of bool, shape (n_features,)
-    precisions_cholesky : ndarray of shape (n_components, n_observed, n_observed)
+    precisions_cholesky : ndarray of shape (..., n_components, n_observed, n_observed)
         Upper ``U`` with ``U U^T = S_oo^{-1}``: the marginal of the observed
         coordinates, in :func:`bayesgmm.gaussian.log_gaussian_full`'s form.
-    regression : ndarray of shape (n_components, n_missing, n_observed)
+    regression : ndarray of shape (..., n_components, n_missing, n_observed)
         ``S_mo S_oo^{-1}``.
-    covariances : ndarray of shape (n_components, n_missing, n_missing)
+    covariances : ndarray of shape (..., n_components, n_missing, n_missing)
         ``S_mm - S_mo S_oo^{-1} S_om``, the covariance of the missing
         coordinates given the observed ones.
     """
@@ -176,8 +158,9 @@ def conditional_gaussians(covariances: np.ndarray, observed: np.ndarray) -> Cond
 
     Parameters
     ----------
-    covariances : ndarray of shape (n_components, n_features, n_features)
-        Dense component covariances.
+    covariances : ndarray of shape (..., n_components, n_features, n_features)
+        Dense component covariances, optionally batched over leading axes
+        (posterior draws); the result is batched alike.
     observed : ndarray of bool, shape (n_features,)
         At least one True.
 
@@ -186,10 +169,10 @@ def conditional_gaussians(covariances: np.ndarray, observed: np.ndarray) -> Cond
     ConditionalGaussians
     """
     missing = ~observed
-    precisions_cholesky = upper_inverse_cholesky(covariances[:, observed][:, :, observed])
-    cross = covariances[:, missing][:, :, observed] @ precisions_cholesky
+    precisions_cholesky = upper_inverse_cholesky(covariances[..., observed, :][..., observed])
+    cross = covariances[..., missing, :][..., observed] @ precisions_cholesky
     regression = cross @ np.swapaxes(precisions_cholesky, -1, -2)
-    conditional = covariances[:, missing][:, :, missing] - cross @ np.swapaxes(cross, -1, -2)
+    conditional = covariances[..., missing, :][..., missing] - cross @ np.swapaxes(cross, -1, -2)
     return ConditionalGaussians(observed, precisions_cholesky, regression, conditional)
 
 
@@ -243,15 +226,16 @@ def marginal_log_gaussian(
     ----------
     X : ndarray of shape (n_samples, n_features)
         Rows sharing the pattern of ``conditionals``.
-    means : ndarray of shape (n_components, n_features)
+    means : ndarray of shape (..., n_components, n_features)
+        Batched over the leading axes of ``conditionals``.
     conditionals : ConditionalGaussians
 
     Returns
     -------
-    ndarray of shape (n_samples, n_components)
+    ndarray of shape (..., n_samples, n_components)
     """
     observed = conditionals.observed
-    return log_gaussian_full(X[:, observed], means[:, observed], conditionals.precisions_cholesky)
+    return log_gaussian_full(X[:, observed], means[..., observed], conditionals.precisions_cholesky)
 
 
 def completed_rows(
@@ -263,19 +247,22 @@ def completed_rows(
     ----------
     X : ndarray of shape (n_samples, n_features)
         Rows sharing the pattern of ``conditionals``.
-    means : ndarray of shape (n_components, n_features)
+    means : ndarray of shape (..., n_components, n_features)
+        Batched over the leading axes of ``conditionals``.
     conditionals : ConditionalGaussians
 
     Returns
     -------
-    ndarray of shape (n_components, n_samples, n_features)
+    ndarray of shape (..., n_components, n_samples, n_features)
         ``x_o`` on the observed coordinates and ``E[x_m | x_o, k]`` on the
         missing ones.
     """
     observed = conditionals.observed
-    completed = np.repeat(X[None], means.shape[0], axis=0)
-    deviations = X[None, :, observed] - means[:, None, observed]
-    completed[:, :, ~observed] = means[:, None, ~observed] + deviations @ np.swapaxes(
+    completed = np.repeat(X[None], means.shape[-2], axis=0)
+    if means.ndim > 2:
+        completed = np.broadcast_to(completed, means.shape[:-2] + completed.shape).copy()
+    deviations = X[:, observed] - means[..., :, None, observed]
+    completed[..., ~observed] = means[..., :, None, ~observed] + deviations @ np.swapaxes(
         conditionals.regression, -1, -2
     )
     return completed

@@ -14,11 +14,12 @@ from bayesgmm._kernel import logp_and_grad, pack_block
 from bayesgmm._kernel import priors as terms
 from bayesgmm._kernel.layout import Field, Section, pack, section
 from bayesgmm._kernel.likelihood import covariance_factors, mixture_statistics
+from bayesgmm._kernel.missing import missing_statistics
 from bayesgmm.datasets import load_faithful
 from bayesgmm.model import build_model
 from bayesgmm.parameters import Layout, spiral_indices, unconstrained_to_parameters
 from bayesgmm.priors import INVERSE_GAMMA_SHAPE, SCALE_PRIORS, GMMPriors
-from bayesgmm.scaling import model_noise_log_density, model_scale
+from bayesgmm.scaling import model_noise_log_density, model_noise_log_sides, model_scale
 from bayesgmm.selection import SPARSE_CONCENTRATION
 
 
@@ -34,6 +35,7 @@ class Case(NamedTuple):
     lkj_eta: float = 3.0
     theta_sd: float = 0.7
     noise: bool = False
+    missing: float = 0.0  # share of values removed at random (every row keeps one)
 
 
 # theta is drawn with standard deviation 0.7 near the prior's bulk; 4 to 6 reaches the far
@@ -98,6 +100,26 @@ CASES = [
     Case(3, 2, "diag", "exponential", False, noise=True),
     Case(2, 3, "spherical", "inverse_gamma", True, noise=True),
     Case(4, 2, "full", "inverse_gamma", True, SPARSE_CONCENTRATION, theta_sd=5.0, noise=True),
+    # Missing values, marginalised: every structure, K = 1 and K > 1, with and without
+    # standardisation and noise, far tails.  With D = 1 no value can be missing (a row needs
+    # one), so that case checks that the setting leaves complete data alone.
+    Case(3, 2, "full", "inverse_gamma", True, missing=0.2),
+    Case(1, 2, "full", "half_normal", False, missing=0.2),
+    Case(2, 3, "full", "lognormal", True, lkj_eta=0.5, missing=0.3),
+    Case(2, 1, "full", "inverse_gamma", True, missing=0.2),
+    Case(3, 3, "tied", "inverse_gamma", True, missing=0.2),
+    Case(2, 2, "tied", "exponential", False, missing=0.3),
+    Case(2, 3, "diag", "exponential", False, missing=0.2),
+    Case(1, 3, "diag", "inverse_gamma", True, missing=0.3),
+    Case(3, 2, "spherical", "inverse_gamma", True, missing=0.2),
+    Case(2, 3, "spherical", "half_normal", False, missing=0.3),
+    Case(3, 2, "full", "inverse_gamma", True, noise=True, missing=0.2),
+    Case(1, 3, "full", "lognormal", False, noise=True, missing=0.2),
+    Case(2, 3, "tied", "lognormal", True, (1.0, 30.0), noise=True, missing=0.3),
+    Case(3, 3, "diag", "exponential", False, noise=True, missing=0.2),
+    Case(2, 2, "spherical", "inverse_gamma", True, noise=True, missing=0.2),
+    Case(3, 2, "full", "half_normal", True, theta_sd=4.0, missing=0.2),
+    Case(2, 3, "full", "exponential", False, lkj_eta=0.5, theta_sd=6.0, noise=True, missing=0.3),
 ]
 
 # Same formulas in a different summation order: agreement to ~1e-12 relative.
@@ -121,6 +143,15 @@ def case_data(n_features, rng):
         return faithful.iloc[:, -n_features:]
     extra = rng.normal(size=(len(faithful), n_features - 2))
     return np.column_stack([faithful.to_numpy(), extra])
+
+
+def remove_values(X, share, rng):
+    """``X`` with about ``share`` of its values set to NaN at random; every row keeps one."""
+    values = np.array(X, dtype=np.float64)
+    removed = rng.random(values.shape) < share
+    removed[np.arange(len(values)), rng.integers(values.shape[1], size=len(values))] = False
+    values[removed] = np.nan
+    return values
 
 
 def model_values(X, priors, n_components, covariance_type="full"):
@@ -169,16 +200,20 @@ def case_id(case):
 @pytest.mark.parametrize("case", CASES, ids=case_id)
 def test_matches_pymc_logp_and_gradient(rng, case):
     X = case_data(case.n_features, rng)
+    missing = "reject"
+    if case.missing:
+        X, missing = remove_values(X, case.missing, rng), "marginalize"
     priors = GMMPriors(scale_prior=case.scale_prior, standardize=case.standardize,
                        weight_concentration=case.weight_concentration, lkj_eta=case.lkj_eta,
                        noise_concentration=0.7)
-    model = build_model(X, case.n_components, priors, case.covariance_type, noise=case.noise)
-    values, resolved = model_values(X, priors, case.n_components, case.covariance_type)
-    checked = check_X(X, n_components=case.n_components).values
-    scale = model_scale(checked, priors, case.n_components, case.covariance_type).scale
+    model = build_model(X, case.n_components, priors, case.covariance_type, noise=case.noise,
+                        missing=missing)
+    checked = check_X(X, n_components=case.n_components, missing=missing).values
+    values, _, scale, resolved = model_scale(checked, priors, case.n_components,
+                                             case.covariance_type)
     noise_log_density = model_noise_log_density(checked, scale, case.noise, None)
     block = pack_block(values, resolved, case.n_components, case.covariance_type,
-                       noise_log_density)
+                       noise_log_density, model_noise_log_sides(checked, scale, case.noise, None))
     layout = Layout(case.n_components, case.n_features, case.covariance_type,
                     noise_log_density)
     point = model.initial_point()
@@ -190,12 +225,18 @@ def test_matches_pymc_logp_and_gradient(rng, case):
                   FAR_TAIL_GRAD_TOLERANCE if far_tail else 0.0)
 
 
+@pytest.mark.parametrize("missing", [0.0, 0.3])
 @pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
-def test_gradient_matches_finite_differences(rng, covariance_type):
+def test_gradient_matches_finite_differences(rng, covariance_type, missing):
     X = case_data(3, rng)
-    values, resolved = model_values(X, GMMPriors(), 3, covariance_type)
-    block = pack_block(values, resolved, 3, covariance_type)
-    theta = rng.normal(scale=0.5, size=Layout(3, 3, covariance_type).size)
+    noise_log_density = noise_log_sides = None
+    if missing:
+        X = remove_values(X, missing, rng)
+        noise_log_sides = rng.normal(size=3)
+        noise_log_density = -noise_log_sides.sum()
+    values, _, _, resolved = model_scale(X, GMMPriors(), 3, covariance_type)
+    block = pack_block(values, resolved, 3, covariance_type, noise_log_density, noise_log_sides)
+    theta = rng.normal(scale=0.5, size=Layout(3, 3, covariance_type, noise_log_density).size)
     _, grad = logp_and_grad(theta, block)
     step = 1e-6
     numeric = np.array([
@@ -319,6 +360,39 @@ def test_mixture_statistics_term_matches_scipy(rng, with_noise):
     np.testing.assert_allclose(statistics.counts, expected_counts, rtol=1e-12, atol=1e-300)
 
 
+@pytest.mark.parametrize("with_noise", [False, True])
+def test_missing_statistics_term_matches_scipy_marginals(rng, with_noise):
+    X = remove_values(rng.normal(size=(60, 3)), 0.4, rng)
+    log_sides = np.log([2.0, 3.0, 4.0]) if with_noise else None
+    layout = Layout(3, 3, "full", noise_log_density=-np.log(24.0) if with_noise else None)
+    parameters = unconstrained_to_parameters(rng.normal(scale=0.5, size=layout.size), layout)
+    factors, _ = covariance_factors(np.log(parameters.weights), parameters.scales,
+                                    parameters.correlation_cholesky, np.ones((3, 3)))
+    log_noise = np.log(parameters.noise.weight) - np.log(24.0) if with_noise else -np.inf
+    block = pack_block(X, GMMPriors().resolve(3, np.zeros(3), np.ones(3)), 3, "full",
+                       layout.noise_log_density, log_sides)
+    complete_counts = rng.uniform(size=4)
+    loglik, statistics = missing_statistics(
+        section(block, Section.PATTERNS), section(block, Section.INCOMPLETE_DATA),
+        np.log(parameters.weights), parameters.means, factors.cholesky, log_noise,
+        complete_counts, np.zeros(9), 0.0)
+    incomplete = np.isnan(X).any(axis=1)
+    joint = []
+    for row in X[incomplete]:
+        observed = ~np.isnan(row)
+        densities = [multivariate_normal(mean[observed], covariance[np.ix_(observed, observed)])
+                     .logpdf(row[observed])
+                     for mean, covariance in zip(parameters.means, parameters.covariances)]
+        noise = [log_noise + np.log([2.0, 3.0, 4.0])[~observed].sum()] if with_noise else []
+        joint.append([*(np.log(parameters.weights) + densities), *noise])
+    joint = np.array(joint)
+    assert incomplete.sum() > 30
+    assert loglik == pytest.approx(logsumexp(joint, axis=1).sum(), rel=1e-12)
+    responsibilities = np.exp(joint - logsumexp(joint, axis=1, keepdims=True)).sum(axis=0)
+    expected = complete_counts + (responsibilities if with_noise else np.append(responsibilities, 0))
+    np.testing.assert_allclose(statistics.counts, expected, rtol=1e-12)
+
+
 # ---------------------------------------------------------------- the block
 def test_block_sections_read_back_what_was_packed(rng):
     X = rng.normal(size=(7, 3))
@@ -327,6 +401,24 @@ def test_block_sections_read_back_what_was_packed(rng):
     np.testing.assert_array_equal(section(block, Section.DATA), X.ravel())
     np.testing.assert_array_equal(section(block, Section.WEIGHT_CONCENTRATION), [1.0, 2.0])
     np.testing.assert_array_equal(section(block, Section.TRIANGLE_ROWS), spiral_indices(3)[0])
+    assert block[Field.N_SAMPLES] == 7
+
+
+def test_complete_data_pack_no_patterns_and_incomplete_rows_leave_the_data_section(rng):
+    X = rng.normal(size=(7, 3))
+    resolved = GMMPriors().resolve(2, np.zeros(3), np.ones(3))
+    block = pack_block(X, resolved, 2, "full")
+    assert section(block, Section.PATTERNS).size == 0
+    assert section(block, Section.INCOMPLETE_DATA).size == 0
+    X[[1, 4], 0] = np.nan
+    X[5, [0, 2]] = np.nan
+    block = pack_block(X, resolved, 2, "full")
+    np.testing.assert_array_equal(section(block, Section.DATA), X[[0, 2, 3, 6]].ravel())
+    # One record per pattern: rows, observed count, noise extent, observed columns, -1 padding.
+    np.testing.assert_array_equal(section(block, Section.PATTERNS).reshape(2, -1),
+                                  [[1, 1, 0, 1, -1, -1], [2, 2, 0, 1, 2, -1]])
+    np.testing.assert_array_equal(section(block, Section.INCOMPLETE_DATA),
+                                  [X[5, 1], *X[1, 1:], *X[4, 1:]])
     assert block[Field.N_SAMPLES] == 7
 
 
