@@ -31,6 +31,8 @@ validate: $(STAMP)
 	$(PY) -m bayesgmm.validation.agreement
 	$(PY) -m bayesgmm.validation.selection_report
 	$(PY) -m bayesgmm.validation.structure_report
+	$(PY) -m bayesgmm.validation.noise_report
+	$(PY) -m bayesgmm.validation.missing_report
 	$(PY) -m bayesgmm.validation.k_stability
 
 bench: $(STAMP)
