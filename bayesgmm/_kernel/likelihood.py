@@ -154,9 +154,10 @@ def mixture_statistics(data, means, chol, log_component, log_noise, logp):
         for k in range(n_components):
             joint[k] = math.exp(joint[k] - top)
             total += joint[k]
-        noise = math.exp(log_noise - top) if has_noise else 0.0
-        total += noise
-        counts[n_components] += noise / total
+        if has_noise:
+            noise = math.exp(log_noise - top)
+            total += noise
+            counts[n_components] += noise / total
         logp += top + math.log(total)
         for k in range(n_components):
             responsibility = joint[k] / total
