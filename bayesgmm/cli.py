@@ -30,7 +30,7 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from bayesgmm._checks import SEED_LIMIT
+from bayesgmm._checks import MISSING_OPTIONS, SEED_LIMIT
 from bayesgmm._version import __version__
 from bayesgmm.em import em_grid
 from bayesgmm.parameters import COVARIANCE_TYPES
@@ -324,7 +324,8 @@ def _fit_model(frame, args, k):
     from bayesgmm.bayes import BayesianGMM, diagnostics_reported
 
     model = BayesianGMM(
-        k, covariance_type=args.covariance, noise=args.noise, method=args.method,
+        k, covariance_type=args.covariance, noise=args.noise, missing=args.missing,
+        method=args.method,
         draws=args.draws, tune=args.tune, chains=args.chains, random_state=args.seed,
         progressbar=not args.quiet,
     )
@@ -356,6 +357,7 @@ def command_compare(args, console) -> int:
     ks = parse_k_range(args.k)
     with prepare_output_dir(args.out, args.force) as out:
         selection = compare_k(frame, ks, covariance_type=args.covariance, noise=args.noise,
+                              missing=args.missing,
                               draws=args.draws,
                               tune=args.tune, chains=args.chains, random_state=args.seed,
                               progressbar=not args.quiet, n_jobs=args.jobs)
@@ -559,6 +561,9 @@ def _add_sampling_options(parser, with_method: bool = True) -> None:
     parser.add_argument("--noise", action="store_true",
                         help="add a uniform noise component for scattered outliers "
                              "(labelled -1)")
+    parser.add_argument("--missing", choices=MISSING_OPTIONS, default="reject",
+                        help="empty cells: refuse them (default) or fit with them, "
+                             "marginalised (assumed missing at random)")
     parser.add_argument("--draws", type=_integer(1), default=1000)
     parser.add_argument("--tune", type=_integer(1), default=1000)
     parser.add_argument("--chains", type=_integer(1), default=4)

@@ -333,3 +333,30 @@ def test_diagnostic_values_never_print_like_the_threshold_they_fail(capsys):
     rows = {line.split()[1]: line.split()[3] for line in stream.getvalue().splitlines()
             if line.startswith("│")}
     assert rows == {"rhat": "1.013", "rhat_log_lik": "1.0099", "ess_bulk": "399.96", "ebfmi": "0.854"}
+
+
+def test_fit_and_predict_with_noise_and_empty_cells(tmp_path):
+    rng = np.random.default_rng(0)
+    frame = load_faithful()
+    frame = frame.mask(rng.uniform(size=frame.shape) < 0.05)
+    frame = frame[frame.notna().any(axis=1)]
+    data = tmp_path / "holes.csv"
+    frame.to_csv(data, index=False)
+    run = tmp_path / "run"
+    assert main(["--quiet", "fit", str(data), "--k", "2", "--noise", "--missing",
+                 "marginalize", "--out", str(run), *SMALL]) == 0
+    out = tmp_path / "predictions.csv"
+    assert main(["--quiet", "predict", str(run / "model.nc"), str(data), "--out", str(out)]) == 0
+    predictions = pd.read_csv(out)
+    assert {"p_noise", "p_noise_lower", "p_noise_upper"} <= set(predictions.columns)
+    assert predictions["prob_0"].notna().all() and len(predictions) == len(frame)
+
+
+def test_empty_cells_are_refused_by_default_with_the_option_named(tmp_path, capsys):
+    frame = load_faithful()
+    frame.iloc[3, 1] = np.nan
+    data = tmp_path / "holes.csv"
+    frame.to_csv(data, index=False)
+    code, lines = run_error(capsys, ["--quiet", "fit", str(data), "--k", "2", "--out",
+                                     str(tmp_path / "run"), *SMALL])
+    assert code == 2 and len(lines) == 1 and "missing='marginalize'" in lines[0]
