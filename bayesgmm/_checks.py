@@ -286,6 +286,20 @@ def _check_spread(values: np.ndarray, names: list[str]) -> None:
         )
 
 
+def _check_not_empty(n_rows: int, n_columns: int) -> None:
+    """Refuse data without rows or without columns."""
+    if n_rows == 0:
+        raise DataValidationError(
+            f"X is empty: 0 sample(s) (shape=({n_rows}, {n_columns})); pass at least "
+            "one row of data."
+        )
+    if n_columns == 0:
+        raise DataValidationError(
+            f"X has 0 feature(s) (shape=({n_rows}, 0)) while a minimum of 1 is "
+            "required; pass at least one numeric column."
+        )
+
+
 def check_X(
     X: Any,
     *,
@@ -341,16 +355,7 @@ def check_X(
     """
     frame, from_frame = _as_frame(X)
     n_rows, n_columns = frame.shape
-    if n_rows == 0:
-        raise DataValidationError(
-            f"X is empty: 0 sample(s) (shape=({n_rows}, {n_columns})); pass at least "
-            "one row of data."
-        )
-    if n_columns == 0:
-        raise DataValidationError(
-            f"X has 0 feature(s) (shape=({n_rows}, 0)) while a minimum of 1 is "
-            "required; pass at least one numeric column."
-        )
+    _check_not_empty(n_rows, n_columns)
     names = [str(name) for name in frame.columns]
     _check_unique_names(names)
     if not from_frame and np.asarray(X).dtype.kind in "biuf":

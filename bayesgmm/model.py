@@ -180,6 +180,16 @@ def _all_likelihoods(values, patterns, weights, means, chol, covariances, noise_
                               noise_log_density)
 
 
+def _check_structure(n_components, covariance_type: str) -> int:
+    """The checked number of components; an unknown covariance_type is refused."""
+    if covariance_type not in COVARIANCE_TYPES:
+        raise ValueError(
+            f"covariance_type must be one of {COVARIANCE_TYPES} for the Bayesian "
+            f"model, got {covariance_type!r}."
+        )
+    return check_n_components(n_components)
+
+
 def build_model(
     X,
     n_components: int,
@@ -235,12 +245,7 @@ def build_model(
     >>> [v.name for v in model.value_vars]
     ['weights_simplex__', 'means', 'scales_log__', 'correlations_cholesky_cholesky_corr__']
     """
-    n_components = check_n_components(n_components)
-    if covariance_type not in COVARIANCE_TYPES:
-        raise ValueError(
-            f"covariance_type must be one of {COVARIANCE_TYPES} for the Bayesian "
-            f"model, got {covariance_type!r}."
-        )
+    n_components = _check_structure(n_components, covariance_type)
     checked = check_X(X, n_components=n_components, missing=missing)
     values, _, scale, resolved = model_scale(checked.values, priors or GMMPriors(),
                                              n_components, covariance_type)
