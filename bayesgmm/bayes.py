@@ -451,14 +451,17 @@ class BayesianGMM(BaseEstimator):
         -------
         pandas.Series
             Probability of each number of occupied components, indexed
-            ``1 .. n_components``.
+            ``1 .. n_components`` (from 0 with a noise component, which is
+            never counted as occupied).
         """
         self._check_fitted()
         values = (self.idata_.observed_data[OBSERVED].values if X is None else self._new_data(X))
         counts = occupied_component_counts(values, self._parameters, as_generator(random_state))
-        frequencies = np.bincount(counts, minlength=self.n_components + 1)[1:]
+        # 0 occurs only with a noise component that took every point in a draw.
+        first = 0 if self._parameters.noise is not None else 1
+        frequencies = np.bincount(counts, minlength=self.n_components + 1)[first:]
         return pd.Series(
-            frequencies / counts.size, index=pd.RangeIndex(1, self.n_components + 1,
+            frequencies / counts.size, index=pd.RangeIndex(first, self.n_components + 1,
                                                            name="occupied_components"),
             name="probability",
         )
@@ -484,7 +487,10 @@ class BayesianGMM(BaseEstimator):
         xarray.Dataset
             ``score``, ``lower``, ``upper`` (obs); larger is more anomalous.
             For the training data also ``pareto_k`` (obs): the score of a
-            point with k-hat above ~0.7 is itself uncertain.
+            point with k-hat above ~0.7 is itself uncertain.  A row with
+            missing values is scored by its density over its observed
+            coordinates, which is not on the same scale as a complete row's:
+            rank rows against others with the same missing columns.
         """
         density = self.density_summary(X) if X is not None else self._loo_density()
         scores = xr.Dataset(

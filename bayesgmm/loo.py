@@ -241,6 +241,11 @@ class _RefitWrapper(SamplingWrapper):
 
         settings = self.fit.get_params()
         settings.update(progressbar=False)
+        if self.fit.noise and self.fit.noise_volume is None:
+            # The model being scored has the full data's noise box: a fold's own,
+            # smaller box would score held-out points at a different (and outside
+            # it, unjustified) density.
+            settings["noise_volume"] = float(np.exp(noise_region(self.X, None).log_volume))
         with diagnostics_reported():  # counted below and reported in the caveat
             refit = BayesianGMM(**settings).fit(modified_observed_data)
         table = refit.diagnostics_.table

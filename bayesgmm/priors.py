@@ -17,9 +17,12 @@ The model it parameterises, for components ``k`` and features ``d``::
                          (+ noise_weight / V with noise=True, see bayesgmm.noise)
 
 With ``standardize=True`` (the default) the model is fitted to the data
-centred by the column means and divided by the column standard deviations;
-every prior setting is then on that unit scale, and the defaults
-(``mean_loc=0``, ``mean_scale=2``, ``scale_scale=0.5`` for the default
+centred by the column means and divided by the column standard deviations,
+both of the column's bulk (values beyond 5 IQRs of the quartiles excluded,
+see :func:`bayesgmm.scaling.standardization`); every prior setting is then on
+that unit scale, and the defaults (``mean_loc=0``, ``mean_scale=2`` widened
+where needed so every observed value lies within 3 prior sds, see
+:data:`DATA_WITHIN_PRIOR_SDS`; ``scale_scale=0.5`` for the default
 inverse-gamma scale prior, 1 for the others) are weakly informative
 for any data.  Posterior draws are still reported in the data's units.
 
@@ -71,6 +74,13 @@ INVERSE_GAMMA_SHAPE = 2.0
 """Shape of the inverse-gamma scale prior (its scale is ``scale_scale``)."""
 """Scale priors that keep the posterior proper when values are tied."""
 _STANDARD_MEAN_SCALE = 2.0
+DATA_WITHIN_PRIOR_SDS = 3.0
+"""The default ``mean_scale`` is widened, where needed, until every observed value
+lies within this many prior sds of ``mean_loc`` (the spirit of Richardson & Green's
+range-based mean prior).  With the bulk's scale as the unit, a small cluster far
+out (4 points at 40 next to bulk data at 0-3) would otherwise sit beyond the
+prior's reach and be absorbed by a broad component.  Ordinary data (every value
+within 6 bulk sds of the centre) keep ``mean_scale = 2`` exactly."""
 _STANDARD_SCALE_SCALE = {"inverse_gamma": 0.5, "lognormal": 1.0, "half_normal": 1.0,
                          "exponential": 1.0}
 """Default ``scale_scale`` per scale prior, in units of the data's sd.
@@ -159,9 +169,12 @@ class GMMPriors:
         favour weaker correlations.
     noise_concentration : float, default=1.0
         Dirichlet concentration of the noise component's weight, beside the
-        Gaussian ones (only with ``noise=True``).  With the default 1 and
-        ``weight_concentration=1`` the noise weight is ``Beta(1, K)`` a
-        priori: anything from none to all, mean ``1 / (K + 1)``.
+        Gaussian ones (only with ``noise=True``).  A priori the noise weight
+        is ``Beta(noise_concentration, sum(weight_concentration))``: with the
+        defaults ``Beta(1, K)``, mean ``1 / (K + 1)``.  Beside a sparse
+        ``weight_concentration`` (0.01) it is ``Beta(1, 0.01 K)``, mean ~0.9:
+        lower ``noise_concentration`` too when the data should speak for the
+        noise weight with few rows.
     standardize : bool, default=True
         Fit on standardised data with priors on the unit scale (``True``) or
         on the raw data with priors in data units (``False``).
@@ -238,7 +251,11 @@ class GMMPriors:
 
     # ------------------------------------------------------------ resolution
     def resolve(
-        self, n_components: int, centre: np.ndarray, scale: np.ndarray
+        self,
+        n_components: int,
+        centre: np.ndarray,
+        scale: np.ndarray,
+        extent: np.ndarray | None = None,
     ) -> ResolvedPriors:
         """Concrete prior arrays on the scale the model is fitted on.
 
@@ -246,22 +263,27 @@ class GMMPriors:
         ----------
         n_components : int
         centre, scale : ndarray of shape (n_features,)
-            Column means and standard deviations of the data, used only for
-            defaults when ``standardize=False``.
+            Centre and scale of the data's bulk
+            (:func:`bayesgmm.scaling.standardization`), used for defaults
+            when ``standardize=False``.
+        extent : ndarray of shape (n_features,), optional
+            Largest ``|x - centre|`` per feature, in data units: the default
+            ``mean_scale`` grows to at least ``extent / 3``
+            (:data:`DATA_WITHIN_PRIOR_SDS`).
 
         Returns
         -------
         ResolvedPriors
         """
         n_features = len(centre)
-        if self.standardize:
-            default_loc = np.zeros(n_features)
-            default_mean_scale = np.full(n_features, _STANDARD_MEAN_SCALE)
-            default_scale_scale = np.full(n_features, _STANDARD_SCALE_SCALE[self.scale_prior])
-        else:
-            default_loc = np.asarray(centre, dtype=np.float64)
-            default_mean_scale = _STANDARD_MEAN_SCALE * np.asarray(scale)
-            default_scale_scale = _STANDARD_SCALE_SCALE[self.scale_prior] * np.asarray(scale)
+        unit = np.ones(n_features) if self.standardize else np.asarray(scale, dtype=np.float64)
+        default_loc = np.zeros(n_features) if self.standardize else np.asarray(centre, float)
+        default_mean_scale = _STANDARD_MEAN_SCALE * unit
+        if extent is not None:
+            reach = np.asarray(extent, dtype=np.float64) / DATA_WITHIN_PRIOR_SDS
+            default_mean_scale = np.maximum(
+                default_mean_scale, reach / np.asarray(scale) * unit)
+        default_scale_scale = _STANDARD_SCALE_SCALE[self.scale_prior] * unit
 
         def pick(name, default):
             value = getattr(self, name)

@@ -148,7 +148,8 @@ def model_scale(
     ModelData
     """
     centre, scale = standardization(values, SCALE_MODES[covariance_type])
-    resolved = priors.resolve(n_components, centre, scale)
+    extent = np.nanmax(np.abs(values - centre), axis=0)
+    resolved = priors.resolve(n_components, centre, scale, extent)
     if covariance_type == "spherical":
         if np.ptp(resolved.scale_scale) > 0.0:
             raise ValueError(

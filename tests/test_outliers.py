@@ -108,7 +108,8 @@ def test_expanded_density_of_a_far_tight_component_equals_the_centred_one(covari
 
 
 def test_start_components_beyond_the_mean_prior_are_pulled_within_reach():
-    resolved = model_scale(clusters_and_far_point(1e6), GMMPriors(), 3).resolved
+    # The clusters alone: their mean prior reaches 6 x 2 bulk sds.
+    resolved = model_scale(clusters_and_far_point(1e6)[:-1], GMMPriors(), 3).resolved
     start = ModelParameters(np.array([0.5, 0.495, 0.005]),
                             np.array([[-1.0, -1.0], [1.0, 1.0], [1e5, -3.0]]),
                             np.array([[0.2, 0.2], [0.2, 0.2], [1e-3, 1e-3]]),
@@ -136,3 +137,26 @@ def test_bayesian_fit_finds_both_clusters_and_isolates_a_far_point(distance):
     np.testing.assert_allclose(means[labels[100]], 10.0, atol=0.3)
     weights = model.idata_.posterior["weights"].mean(("chain", "draw")).values
     assert weights[labels[200]] < 0.05
+
+
+def test_the_mean_prior_reaches_every_observed_value():
+    X = clusters_and_far_point(1e6)
+    scaled = model_scale(X, GMMPriors(), 3)
+    reach = 3 * scaled.resolved.mean_scale * scaled.scale
+    assert np.all(np.abs(X - scaled.centre) <= reach * (1 + 1e-12))
+    # Ordinary data keep the default mean_scale of 2 exactly.
+    assert model_scale(X[:-1], GMMPriors(), 3).resolved.mean_scale.tolist() == [2.0, 2.0]
+
+
+@pytest.mark.filterwarnings("ignore::bayesgmm.bayes.DiagnosticsWarning")
+def test_bayesian_fit_keeps_a_small_cluster_far_from_the_bulk():
+    # Four points at 40 next to bulk data at 0-3: beyond the bulk's fences, yet a
+    # cluster (EM finds it); the mean prior must reach it.
+    rng = np.random.default_rng(0)
+    X = np.r_[rng.normal(0, 1, 200), rng.normal(3, 1, 200), rng.normal(40, 1, 4)][:, None]
+    model = BayesianGMM(3, draws=400, tune=400, chains=2, random_state=0,
+                        progressbar=False).fit(X)
+    means = model.idata_.posterior["means"].mean(("chain", "draw")).values.ravel()
+    sds = np.sqrt(model.idata_.posterior["covariances"].mean(("chain", "draw")).values.ravel())
+    far = np.argmax(means)
+    assert abs(means[far] - 40.0) < 1.5 and sds[far] < 3.0
