@@ -44,6 +44,7 @@ from bayesgmm.em._missing import (
     pattern_chunks,
 )
 from bayesgmm.gaussian import normalize
+from bayesgmm.noise import NoiseComponent
 
 __all__ = [
     "EMState",
@@ -65,21 +66,6 @@ __all__ = [
 ]
 
 DEFAULT_CHUNK_SIZE = 2048
-
-
-class NoiseComponent(NamedTuple):
-    """The uniform noise component of a mixture (see :mod:`bayesgmm.noise`).
-
-    Attributes
-    ----------
-    weight : float
-        Its mixture weight, re-estimated by every M-step.
-    log_density : float
-        ``log(1 / V)`` on the scale of the data EM runs on; fixed.
-    """
-
-    weight: float
-    log_density: float
 
 
 class EMState(NamedTuple):
