@@ -1,5 +1,5 @@
 # The README's two commands: `make demo` and `make test`.
-# Both create .venv from a Python >= 3.12 on first use and install -e .[dev].
+# Both create .venv from a Python >= 3.12 on first use and install -e .[dev,dask] (Dask is an optional extra for users; its tests run here).
 SHELL := /bin/bash
 VENV := .venv
 STAMP := $(VENV)/.installed
@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml
 	if [ -z "$$base" ]; then echo "bayesgmm needs Python >= 3.12 (PyMC 6 does not install on older Pythons); install one, e.g. 'pyenv install 3.12', and rerun."; exit 1; fi; \
 	if [ ! -x $(PY) ]; then echo "Creating $(VENV) with $$base"; "$$base" -m venv $(VENV); fi
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,dask]'
 	@touch $(STAMP)
 
 demo: $(STAMP)
