@@ -287,13 +287,17 @@ class BayesianGMM(BaseEstimator):
         )
 
     # ------------------------------------------------------------ fitting
-    def fit(self, X, y=None) -> BayesianGMM:
+    def fit(self, X, y=None, sample_weight=None) -> BayesianGMM:
         """Fit the posterior: prepare, sample, relabel, assemble (see :mod:`bayesgmm.fitting`).
 
         Parameters
         ----------
         X : array-like or DataFrame of shape (n_samples, n_features)
         y : ignored
+        sample_weight : array-like of shape (n_samples,), optional
+            Frequency weights (:mod:`bayesgmm.sample_weight`): row ``i``'s
+            log-likelihood counts ``w_i`` times, as if repeated; 0 drops a row.
+            Non-negative, finite and not all zero.
 
         Returns
         -------
@@ -306,6 +310,7 @@ class BayesianGMM(BaseEstimator):
             X, n_components=self.n_components, covariance_type=self.covariance_type,
             priors=priors, em_n_init=self.em_n_init, rng=rng, settings=settings,
             noise=bool(self.noise), noise_volume=self.noise_volume, missing=self.missing,
+            sample_weight=sample_weight,
         )
         warn_improper_ties(problem.data.values, problem.data.feature_names,
                            priors.scale_prior, PROPER_WITH_TIES)

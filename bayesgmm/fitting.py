@@ -44,6 +44,7 @@ from bayesgmm.parameters import (
 from bayesgmm.posterior import build_datatree
 from bayesgmm.priors import GMMPriors, ResolvedPriors
 from bayesgmm.relabel import RelabellingSummary, relabel_draws
+from bayesgmm.sample_weight import check_sample_weight, is_unweighted
 from bayesgmm.scaling import (
     ModelData,
     model_noise_log_density,
@@ -96,6 +97,8 @@ class Problem(NamedTuple):
         there is a noise component at all is ``layout.has_noise``.
     missing : {"reject", "marginalize"}
         How missing values (NaN) in ``data`` are treated.
+    sample_weight : ndarray of shape (n_samples,) or None
+        Checked frequency weights of ``data``'s rows (None: each counts once).
     """
 
     data: CheckedData
@@ -107,6 +110,7 @@ class Problem(NamedTuple):
     em_start: ModelParameters
     noise_volume: float | None = None
     missing: str = "reject"
+    sample_weight: np.ndarray | None = None
 
     @property
     def noise_box(self) -> NoiseRegion | None:
@@ -123,6 +127,7 @@ def em_start_parameters(
     n_init: int,
     seed: int,
     noise_log_density: float | None = None,
+    sample_weight: np.ndarray | None = None,
 ) -> ModelParameters:
     """The reference EM solution as ModelParameters (weights kept > 0).
 
@@ -139,6 +144,8 @@ def em_start_parameters(
     noise_log_density : float, optional
         ``log(1 / V)`` on the scale of ``values``: EM then fits the same
         uniform noise component.
+    sample_weight : ndarray of shape (n_samples,), optional
+        Frequency weights, for a weighted EM.
 
     Returns
     -------
@@ -148,7 +155,7 @@ def em_start_parameters(
     noise_volume = None if noise_log_density is None else float(np.exp(-noise_log_density))
     missing = "marginalize" if np.isnan(values).any() else "reject"
     em = reference_em(values, n_components, covariance_type, n_init=n_init, random_state=seed,
-                      noise_volume=noise_volume, missing=missing)
+                      noise_volume=noise_volume, missing=missing, sample_weight=sample_weight)
     n_features = values.shape[1]
     shape = (n_components, n_features)
     match covariance_type:
@@ -281,6 +288,7 @@ def prepare_problem(
     noise: bool = False,
     noise_volume: float | None = None,
     missing: str = "reject",
+    sample_weight=None,
 ) -> Problem:
     """Check the data and build the compiled density and the start.
 
@@ -303,6 +311,10 @@ def prepare_problem(
     missing : {"reject", "marginalize"}, default="reject"
         Missing values (NaN): refused, or marginalised (missing at random)
         in the density, the EM start and every summary.
+    sample_weight : array-like of shape (n_samples,), optional
+        Frequency weights (:mod:`bayesgmm.sample_weight`): the weighted
+        log-likelihood ``sum_i w_i log p(x_i)``, a weighted standardisation
+        and a weighted EM start.  All ones is the unweighted fit.
 
     Returns
     -------
@@ -317,15 +329,18 @@ def prepare_problem(
         support ``n_components``).
     """
     data = check_X(X, n_components=n_components, missing=missing)
+    weights = check_sample_weight(sample_weight, data.values.shape[0])
+    if is_unweighted(weights):
+        weights = None
     if settings is not None:
         check_workload(*data.values.shape, n_components, draws=settings.draws,
                        chains=settings.chains, covariance_type=covariance_type)
-    scaled = model_scale(data.values, priors, n_components, covariance_type)
+    scaled = model_scale(data.values, priors, n_components, covariance_type, weights)
     noise_log_density = model_noise_log_density(data.values, scaled.scale, noise, noise_volume)
     layout = Layout(n_components, data.values.shape[1], covariance_type, noise_log_density)
     start_parameters = within_prior_reach(
         em_start_parameters(scaled.values, n_components, covariance_type, em_n_init,
-                            int(rng.integers(2**31 - 1)), noise_log_density),
+                            int(rng.integers(2**31 - 1)), noise_log_density, weights),
         scaled.resolved, covariance_type,
     )
     concentration = scaled.resolved.weight_concentration
@@ -337,11 +352,12 @@ def prepare_problem(
                                            start_parameters.noise)
     block = pack_block(scaled.values, scaled.resolved, n_components, covariance_type,
                        noise_log_density,
-                       model_noise_log_sides(data.values, scaled.scale, noise, noise_volume))
+                       model_noise_log_sides(data.values, scaled.scale, noise, noise_volume),
+                       weights)
     start = _nudged_start(start_parameters, layout, block, rng)
     em_start = to_data_units(start_parameters, scaled.centre, scaled.scale)
     return Problem(data, scaled, priors, layout, block, start, em_start,
-                   noise_volume if noise else None, missing)
+                   noise_volume if noise else None, missing, weights)
 
 
 def _nudged_start(parameters: ModelParameters, layout: Layout, block: np.ndarray,
@@ -387,7 +403,7 @@ def sample_problem(
         layout = problem.layout
         return build_model(frame, layout.n_components, problem.priors, layout.covariance_type,
                            problem.noise_volume, noise=layout.has_noise,
-                           missing=problem.missing)
+                           missing=problem.missing, sample_weight=problem.sample_weight)
 
     return sample_posterior(settings, block=problem.block, start=problem.start,
                             layout=problem.layout, model_factory=pymc_model, rng=rng)

@@ -19,6 +19,7 @@ import pytensor.tensor as pt
 from bayesgmm._checks import check_n_components, check_X
 from bayesgmm.em import missingness_patterns
 from bayesgmm.priors import INVERSE_GAMMA_SHAPE, GMMPriors, ResolvedPriors
+from bayesgmm.sample_weight import check_sample_weight, is_unweighted
 from bayesgmm.scaling import (
     COVARIANCE_TYPES,
     model_noise_log_density,
@@ -125,22 +126,27 @@ def _likelihood(data, weights, means, chol, shape):
     pm.Mixture("x", w=weights, comp_dists=components, observed=data, dims=("obs", "feature"))
 
 
-def _likelihood_with_noise(data, weights, means, chol, shape, noise_weight,
-                           noise_log_density: float):
-    """The mixture plus a constant density ``1 / V``.
+def _likelihood_potential(data, row_weights, weights, means, chol, shape, noise_weight,
+                          noise_log_density: float | None):
+    """The mixture written out as a potential: with a noise component, frequency weights or both.
 
-    ``pm.Mixture`` has no improper uniform component, so the marginal
-    log-likelihood is written out as a potential.
+    ``pm.Mixture`` has no improper uniform component and no weights, so the
+    marginal log-likelihood ``sum_i f_i logsumexp_k(log w_k + log N(x_i | ...))``
+    (with the noise column ``log w_noise + log(1 / V)``) is written out.
     """
     components = pm.MvNormal.dist(mu=means, chol=chol, shape=shape)
-    gaussian = pm.logp(components, data[:, None, :]) + pt.log(weights)
-    noise = pt.log(noise_weight) + np.float64(noise_log_density)
-    joint = pt.concatenate([gaussian, pt.broadcast_to(noise, (data.shape[0], 1))], axis=1)
-    pm.Potential("x", pt.logsumexp(joint, axis=1).sum())
+    joint = pm.logp(components, data[:, None, :]) + pt.log(weights)
+    if noise_log_density is not None:
+        noise = pt.log(noise_weight) + np.float64(noise_log_density)
+        joint = pt.concatenate([joint, pt.broadcast_to(noise, (data.shape[0], 1))], axis=1)
+    rows = pt.logsumexp(joint, axis=1)
+    if row_weights is not None:
+        rows = rows * row_weights
+    pm.Potential("x", rows.sum())
 
 
-def _marginal_likelihoods(values, patterns, weights, means, covariances, noise_weight,
-                          noise_log_density: float | None):
+def _marginal_likelihoods(values, patterns, row_weights, weights, means, covariances,
+                          noise_weight, noise_log_density: float | None):
     """One potential per missingness pattern: the mixture of the observed marginals.
 
     For the rows observing coordinates ``o`` (values missing at random):
@@ -161,23 +167,28 @@ def _marginal_likelihoods(values, patterns, weights, means, covariances, noise_w
         if noise_log_density is not None:
             noise = pt.log(noise_weight) + np.float64(noise_log_density + extent)
             joint = pt.concatenate([joint, pt.broadcast_to(noise, (len(rows), 1))], axis=1)
-        pm.Potential(f"x_pattern_{p}", pt.logsumexp(joint, axis=1).sum())
+        pattern_rows = pt.logsumexp(joint, axis=1)
+        if row_weights is not None:
+            pattern_rows = pattern_rows * row_weights[rows]
+        pm.Potential(f"x_pattern_{p}", pattern_rows.sum())
 
 
-def _all_likelihoods(values, patterns, weights, means, chol, covariances, noise_weight,
-                     noise_log_density: float | None, shape: tuple[int, int]):
+def _all_likelihoods(values, patterns, row_weights, weights, means, chol, covariances,
+                     noise_weight, noise_log_density: float | None, shape: tuple[int, int]):
     """The complete rows' likelihood ``x`` on ``pm.Data("X")``, then the patterns' potentials."""
     complete = np.flatnonzero(~np.isnan(values).any(axis=1))
     if complete.size:
         data = pm.Data("X", values[complete], dims=("obs", "feature"))
-        if noise_log_density is None:
+        if noise_log_density is None and row_weights is None:
             _likelihood(data, weights, means, chol, shape)
         else:
-            _likelihood_with_noise(data, weights, means, chol, shape, noise_weight,
-                                   noise_log_density)
+            complete_weights = None if row_weights is None else pm.Data(
+                "sample_weight", row_weights[complete], dims="obs")
+            _likelihood_potential(data, complete_weights, weights, means, chol, shape,
+                                  noise_weight, noise_log_density)
     if patterns is not None:
-        _marginal_likelihoods(values, patterns, weights, means, covariances, noise_weight,
-                              noise_log_density)
+        _marginal_likelihoods(values, patterns, row_weights, weights, means, covariances,
+                              noise_weight, noise_log_density)
 
 
 def _check_structure(n_components, covariance_type: str) -> int:
@@ -199,6 +210,7 @@ def build_model(
     *,
     noise: bool = False,
     missing: str = "reject",
+    sample_weight=None,
 ) -> pm.Model:
     """Build the marginalised, component-vectorised PyMC mixture model.
 
@@ -230,6 +242,11 @@ def build_model(
         the complete rows (``obs`` numbers them as in ``X``) and each pattern
         of missing values adds a potential ``x_pattern_{p}``
         (:func:`_marginal_likelihoods`).
+    sample_weight : array-like of shape (n_samples,), optional
+        Frequency weights: row ``i``'s log-likelihood counts ``w_i`` times
+        (``pm.Data("sample_weight")`` and a potential ``x``, since
+        ``pm.Mixture`` takes no weights), and the standardisation is
+        weighted.  None or all ones: the unweighted model.
 
     Returns
     -------
@@ -247,8 +264,11 @@ def build_model(
     """
     n_components = _check_structure(n_components, covariance_type)
     checked = check_X(X, n_components=n_components, missing=missing)
+    row_weights = check_sample_weight(sample_weight, checked.values.shape[0])
+    if is_unweighted(row_weights):
+        row_weights = None
     values, _, scale, resolved = model_scale(checked.values, priors or GMMPriors(),
-                                             n_components, covariance_type)
+                                             n_components, covariance_type, row_weights)
     noise_log_density = model_noise_log_density(checked.values, scale, noise, noise_volume)
     patterns = missingness_patterns(
         values, model_noise_log_sides(checked.values, scale, noise, noise_volume))
@@ -268,6 +288,6 @@ def build_model(
         correlation_cholesky = _correlation_cholesky(resolved, n_components, n_features,
                                                      covariance_type)
         chol, covariances = _component_cholesky(scales, correlation_cholesky)
-        _all_likelihoods(values, patterns, weights, means, chol, covariances, noise_weight,
-                         noise_log_density, (n_components, n_features))
+        _all_likelihoods(values, patterns, row_weights, weights, means, chol, covariances,
+                         noise_weight, noise_log_density, (n_components, n_features))
     return model

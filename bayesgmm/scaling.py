@@ -45,7 +45,21 @@ km/s lie 3.1 IQRs out); a Gaussian column reaches it at 7.4 sd, never in
 practice.  The outliers that break a fit lie thousands of IQRs out."""
 
 
-def bulk_mask(values: np.ndarray) -> np.ndarray:
+def _weighted_quartiles(values: np.ndarray, sample_weight: np.ndarray) -> np.ndarray:
+    """Weighted first and third quartiles of each column, NaN ignored; shape (2, n_features).
+
+    ``inverted_cdf`` is the quantile numpy defines for weights: with integer
+    weights it is the quantile of the rows repeated (up to interpolation).
+    """
+    quartiles = np.empty((2, values.shape[1]))
+    for j, column in enumerate(values.T):
+        observed = ~np.isnan(column) & (sample_weight > 0)
+        quartiles[:, j] = np.percentile(column[observed], [25.0, 75.0],
+                                        weights=sample_weight[observed], method="inverted_cdf")
+    return quartiles
+
+
+def bulk_mask(values: np.ndarray, sample_weight: np.ndarray | None = None) -> np.ndarray:
     """Which values lie inside the far-out fences of their column.
 
     Parameters
@@ -54,6 +68,9 @@ def bulk_mask(values: np.ndarray) -> np.ndarray:
         Missing values (NaN) are ignored: the quartiles are those of the
         observed values, and a missing value is never bulk.  Every column
         needs an observed value.
+    sample_weight : ndarray of shape (n_samples,), optional
+        Frequency weights: the quartiles are weighted
+        (:func:`_weighted_quartiles`).
 
     Returns
     -------
@@ -62,14 +79,18 @@ def bulk_mask(values: np.ndarray) -> np.ndarray:
         least half its values tied) cannot tell outliers from the bulk: all
         of it counts as bulk.
     """
-    # Without NaN, nanpercentile returns np.percentile's values bit for bit.
-    lower, upper = np.nanpercentile(values, [25.0, 75.0], axis=0)
+    if sample_weight is None:
+        # Without NaN, nanpercentile returns np.percentile's values bit for bit.
+        lower, upper = np.nanpercentile(values, [25.0, 75.0], axis=0)
+    else:
+        lower, upper = _weighted_quartiles(values, sample_weight)
     spread = upper - lower
     inside = (values >= lower - FAR_OUT_IQRS * spread) & (values <= upper + FAR_OUT_IQRS * spread)
     return (inside | (spread == 0.0)) & ~np.isnan(values)
 
 
-def standardization(values: np.ndarray, scale_mode: str) -> tuple[np.ndarray, np.ndarray]:
+def standardization(values: np.ndarray, scale_mode: str,
+                    sample_weight: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Centre and scale such that ``(values - centre) / scale`` is standardised.
 
     The centre and scale are the mean and standard deviation of each
@@ -91,6 +112,9 @@ def standardization(values: np.ndarray, scale_mode: str) -> tuple[np.ndarray, np
     scale_mode : {"feature", "common"}
         Per-feature standard deviations, or one common scale (the root mean
         of the feature variances) repeated for every feature.
+    sample_weight : ndarray of shape (n_samples,), optional
+        Frequency weights: weighted quartiles, mean and sd, so integer
+        weights standardise as the rows repeated would.
 
     Returns
     -------
@@ -98,10 +122,16 @@ def standardization(values: np.ndarray, scale_mode: str) -> tuple[np.ndarray, np
         ``scale`` is strictly positive (1 where a column has no spread, which
         only happens for a single row).
     """
-    bulk = bulk_mask(values)
-    counts = bulk.sum(axis=0)
-    centre = np.where(bulk, values, 0.0).sum(axis=0) / counts
-    variance = np.where(bulk, (values - centre) ** 2, 0.0).sum(axis=0) / counts
+    bulk = bulk_mask(values, sample_weight)
+    if sample_weight is None:
+        counts = bulk.sum(axis=0)
+        centre = np.where(bulk, values, 0.0).sum(axis=0) / counts
+        variance = np.where(bulk, (values - centre) ** 2, 0.0).sum(axis=0) / counts
+    else:
+        weights = np.where(bulk, sample_weight[:, None], 0.0)
+        counts = weights.sum(axis=0)
+        centre = (weights * np.where(bulk, values, 0.0)).sum(axis=0) / counts
+        variance = (weights * np.where(bulk, values - centre, 0.0) ** 2).sum(axis=0) / counts
     if scale_mode == "common":
         variance = np.full_like(variance, variance.mean())
     scale = np.sqrt(variance)
@@ -129,7 +159,8 @@ class ModelData(NamedTuple):
 
 
 def model_scale(
-    values: np.ndarray, priors: GMMPriors, n_components: int, covariance_type: str = "full"
+    values: np.ndarray, priors: GMMPriors, n_components: int, covariance_type: str = "full",
+    sample_weight: np.ndarray | None = None,
 ) -> ModelData:
     """Put already-checked data on the model's scale and resolve the priors.
 
@@ -142,12 +173,15 @@ def model_scale(
     covariance_type : {"full", "tied", "diag", "spherical"}
         ``"spherical"`` uses one common scale (:data:`SCALE_MODES`), and
         its ``scale_scale`` must be one number.
+    sample_weight : ndarray of shape (n_samples,), optional
+        Frequency weights (checked): the standardisation is weighted, so the
+        weakly informative priors mean the same as for the rows repeated.
 
     Returns
     -------
     ModelData
     """
-    centre, scale = standardization(values, SCALE_MODES[covariance_type])
+    centre, scale = standardization(values, SCALE_MODES[covariance_type], sample_weight)
     extent = np.nanmax(np.abs(values - centre), axis=0)
     resolved = priors.resolve(n_components, centre, scale, extent)
     if covariance_type == "spherical":

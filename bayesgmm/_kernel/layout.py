@@ -47,7 +47,7 @@ __all__ = [
 class Field(IntEnum):
     """The scalars at the head of the block, by position."""
 
-    N_SAMPLES = 0
+    N_SAMPLES = 0  # the summed row weights: the number of rows when unweighted
     N_FEATURES = 1
     N_COMPONENTS = 2
     SCALE_PRIOR = 3  # position in bayesgmm.priors.SCALE_PRIORS
@@ -70,6 +70,8 @@ class Section(IntEnum):
     DATA = 6  # (n_complete, n_features), row-major: the rows without missing values
     PATTERNS = 7  # (n_patterns, PatternColumn.COLUMNS + n_features): see PatternColumn
     INCOMPLETE_DATA = 8  # the observed values of the other rows, pattern by pattern, row-major
+    ROW_WEIGHTS = 9  # (n_complete,) frequency weights of DATA's rows; empty when unweighted
+    INCOMPLETE_WEIGHTS = 10  # the other rows' weights, in INCOMPLETE_DATA's order; or empty
 
 
 class PatternColumn(IntEnum):

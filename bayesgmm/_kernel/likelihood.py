@@ -16,6 +16,8 @@ The gradient with respect to the weights (the noise component's included)
 needs only the counts; it is added together with the Dirichlet's by
 :func:`bayesgmm._kernel.priors.simplex_gradient`.  A uniform noise component
 (:mod:`bayesgmm.noise`) is one more term of each row's log-sum-exp, a constant.
+Frequency weights (:mod:`bayesgmm.sample_weight`) multiply each row's
+log-likelihood and so its responsibilities: every statistic is a weighted sum.
 """
 
 from __future__ import annotations
@@ -102,13 +104,16 @@ def covariance_factors(log_weights, scales, correlation_cholesky, row_norms):
 
 
 @numba.njit(cache=True, nogil=True)
-def mixture_statistics(data, means, chol, log_component, log_noise, logp):
-    """Add ``sum_i log (sum_k w_k N(x_i | mean_k, C_k C_k^T) + w_noise / V)`` to ``logp``.
+def mixture_statistics(data, row_weights, means, chol, log_component, log_noise, logp):
+    """Add ``sum_i f_i log (sum_k w_k N(x_i | mean_k, C_k C_k^T) + w_noise / V)`` to ``logp``.
 
     Parameters
     ----------
     data : ndarray of shape (n_samples * n_features,)
         Rows of ``X``, row-major.
+    row_weights : ndarray of shape (n_samples,) or (0,)
+        The rows' frequency weights ``f_i``; empty for 1 each (unweighted,
+        the arithmetic of an unweighted fit exactly).
     means : ndarray of shape (n_components, n_features)
     chol : ndarray of shape (n_components, n_features, n_features)
     log_component : ndarray of shape (n_components,)
@@ -131,8 +136,12 @@ def mixture_statistics(data, means, chol, log_component, log_noise, logp):
     second = np.zeros((n_components, n_features, n_features))
     z = np.empty((n_components, n_features))
     joint = np.empty(n_components)
+    weighted = row_weights.shape[0] > 0
+    row_weight = 1.0
     for n in range(data.shape[0] // n_features):
         base = n * n_features
+        if weighted:
+            row_weight = row_weights[n]
         top = -np.inf
         for k in range(n_components):
             squared = 0.0
@@ -157,10 +166,10 @@ def mixture_statistics(data, means, chol, log_component, log_noise, logp):
         if has_noise:
             noise = math.exp(log_noise - top)
             total += noise
-            counts[n_components] += noise / total
-        logp += top + math.log(total)
+            counts[n_components] += row_weight * noise / total
+        logp += row_weight * (top + math.log(total))
         for k in range(n_components):
-            responsibility = joint[k] / total
+            responsibility = row_weight * joint[k] / total
             counts[k] += responsibility
             for i in range(n_features):
                 scaled = responsibility * z[k, i]

@@ -67,19 +67,23 @@ TIED = COVARIANCE_TYPES.index("tied")
 
 
 def _pattern_sections(
-    X: np.ndarray, noise_log_sides: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The complete rows, the pattern table and the incomplete rows' observed values.
+    X: np.ndarray, noise_log_sides: np.ndarray | None, row_weights: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The complete rows, the pattern table, the incomplete rows' observed values, and weights.
 
     Rows are grouped by :func:`bayesgmm.em.missingness_patterns`; without
-    missing values ``X`` itself comes back, with no patterns.
+    missing values ``X`` itself comes back, with no patterns.  The weights
+    come back in the same two row orders (empty when ``row_weights`` is None).
     """
     n_features = X.shape[1]
     patterns = missingness_patterns(X, noise_log_sides)
+    no_weights = np.zeros(0)
     if patterns is None:
-        return X, np.zeros((0, PatternColumn.COLUMNS + n_features)), np.zeros(0)
+        weights = no_weights if row_weights is None else row_weights
+        return (X, np.zeros((0, PatternColumn.COLUMNS + n_features)), np.zeros(0), weights,
+                no_weights)
     complete = ~np.isnan(X).any(axis=1)
-    table, values = [], []
+    table, values, incomplete_weights = [], [], []
     for observed, rows, extent in zip(patterns.observed, patterns.rows,
                                       patterns.noise_log_extents):
         if observed.all():
@@ -88,7 +92,13 @@ def _pattern_sections(
         padding = np.full(n_features - columns.size, -1.0)
         table.append([len(rows), columns.size, extent, *columns, *padding])
         values.append(X[np.ix_(rows, columns)].ravel())
-    return X[complete], np.array(table, dtype=np.float64), np.concatenate(values)
+        if row_weights is not None:
+            incomplete_weights.append(row_weights[rows])
+    if row_weights is None:
+        return (X[complete], np.array(table, dtype=np.float64), np.concatenate(values),
+                no_weights, no_weights)
+    return (X[complete], np.array(table, dtype=np.float64), np.concatenate(values),
+            row_weights[complete], np.concatenate(incomplete_weights))
 
 
 def pack_block(
@@ -98,6 +108,7 @@ def pack_block(
     covariance_type: str,
     noise_log_density: float | None = None,
     noise_log_sides: np.ndarray | None = None,
+    row_weights: np.ndarray | None = None,
 ) -> np.ndarray:
     """Everything the log density needs, in one float64 array.
 
@@ -120,6 +131,11 @@ def pack_block(
         Log side lengths of the noise box on the scale of ``X``
         (:func:`bayesgmm.noise.noise_log_sides`); needed with a noise
         component and missing values.
+    row_weights : ndarray of shape (n_samples,), optional
+        Frequency weights (:func:`bayesgmm.sample_weight.check_sample_weight`):
+        row ``i``'s log-likelihood counts ``row_weights[i]`` times.  None
+        (every row once) packs no weights, and the density runs the
+        unweighted arithmetic.
 
     Returns
     -------
@@ -137,7 +153,8 @@ def pack_block(
     if noise_log_density is not None and noise_log_sides is None and np.isnan(X).any():
         raise ValueError("With a noise component and missing values pass noise_log_sides "
                          "(bayesgmm.scaling.model_noise_log_sides).")
-    complete, patterns, incomplete = _pattern_sections(X, noise_log_sides)
+    complete, patterns, incomplete, complete_weights, incomplete_weights = _pattern_sections(
+        X, noise_log_sides, row_weights)
     concentration = np.asarray(priors.weight_concentration, dtype=np.float64)
     if layout.has_noise:
         concentration = np.append(concentration, priors.noise_concentration)
@@ -145,7 +162,7 @@ def pack_block(
         np.zeros(0), np.zeros(0)
     )
     fields = {
-        Field.N_SAMPLES: n_samples,
+        Field.N_SAMPLES: n_samples if row_weights is None else float(np.sum(row_weights)),
         Field.N_FEATURES: n_features,
         Field.N_COMPONENTS: n_components,
         Field.SCALE_PRIOR: SCALE_PRIORS.index(priors.scale_prior),
@@ -167,6 +184,8 @@ def pack_block(
         Section.DATA: complete,
         Section.PATTERNS: patterns,
         Section.INCOMPLETE_DATA: incomplete,
+        Section.ROW_WEIGHTS: complete_weights,
+        Section.INCOMPLETE_WEIGHTS: incomplete_weights,
     }
     return pack(fields, sections, layout)
 
@@ -222,10 +241,12 @@ def logp_grad(theta, grad, block):
     log_noise = -np.inf
     if concentration.shape[0] > n_components:
         log_noise = log_weights[n_components] + block[Field.NOISE_LOG_DENSITY]
-    logp, statistics = mixture_statistics(section(block, Section.DATA), means,
+    logp, statistics = mixture_statistics(section(block, Section.DATA),
+                                          section(block, Section.ROW_WEIGHTS), means,
                                           factors.cholesky, log_component, log_noise, logp)
     logp, incomplete = missing_statistics(section(block, Section.PATTERNS),
-                                          section(block, Section.INCOMPLETE_DATA), log_weights,
+                                          section(block, Section.INCOMPLETE_DATA),
+                                          section(block, Section.INCOMPLETE_WEIGHTS), log_weights,
                                           means, factors.cholesky, log_noise, statistics.counts,
                                           grad_means, logp)
     shared = (n_scale_sets != n_components or scale_scale.shape[0] != n_features
@@ -243,7 +264,7 @@ def logp_grad(theta, grad, block):
         pool_gradient(component_correlations, n_components, n_correlation_sets,
                       rows.shape[0], grad_correlations)
     simplex_gradient(grad_weights, concentration, incomplete.counts,
-                     int(block[Field.N_SAMPLES]), log_weights)
+                     block[Field.N_SAMPLES], log_weights)
     return logp
 
 

@@ -167,8 +167,8 @@ def _cholesky_gradient(covariance_gradient, chol):
 
 
 @numba.njit(cache=True, nogil=True)
-def missing_statistics(patterns, values, log_weights, means, chol, log_noise, counts,
-                       grad_means, logp):
+def missing_statistics(patterns, values, row_weights, log_weights, means, chol, log_noise,
+                       counts, grad_means, logp):
     """Add the log-likelihood of the rows with missing values; their means' gradient too.
 
     Parameters
@@ -177,6 +177,9 @@ def missing_statistics(patterns, values, log_weights, means, chol, log_noise, co
         :attr:`~bayesgmm._kernel.layout.Section.PATTERNS`, flat.
     values : ndarray
         :attr:`~bayesgmm._kernel.layout.Section.INCOMPLETE_DATA`.
+    row_weights : ndarray
+        :attr:`~bayesgmm._kernel.layout.Section.INCOMPLETE_WEIGHTS`: the
+        rows' frequency weights in the same order, or empty (unweighted).
     log_weights : ndarray of shape (n_components [+ 1],)
     means : ndarray of shape (n_components, n_features)
     chol : ndarray of shape (n_components, n_features, n_features)
@@ -204,17 +207,22 @@ def missing_statistics(patterns, values, log_weights, means, chol, log_noise, co
     counts = counts.copy()
     covariance_gradient = np.zeros((n_components, n_features, n_features))
     start = 0
+    first_row = 0
+    weighted = row_weights.shape[0] > 0
     for p in range(n_patterns):
         record = patterns[p * width:(p + 1) * width]
         n_observed = int(record[PatternColumn.N_OBSERVED])
         columns = np.empty(n_observed, dtype=np.int64)
         for a in range(n_observed):
             columns[a] = int(record[PatternColumn.COLUMNS + a])
-        stop = start + int(record[PatternColumn.N_ROWS]) * n_observed
+        n_rows = int(record[PatternColumn.N_ROWS])
+        stop = start + n_rows * n_observed
+        pattern_weights = (row_weights[first_row:first_row + n_rows] if weighted
+                           else row_weights)
         observed_means, factors, log_component = observed_factors(log_weights, means, chol,
                                                                    columns)
         logp, statistics = mixture_statistics(
-            values[start:stop], observed_means, factors, log_component,
+            values[start:stop], pattern_weights, observed_means, factors, log_component,
             log_noise + record[PatternColumn.NOISE_LOG_EXTENT], logp,
         )
         if logp == -np.inf:
@@ -224,4 +232,5 @@ def missing_statistics(patterns, values, log_weights, means, chol, log_noise, co
         observed_gradient(statistics, factors, columns, n_features, grad_means,
                           covariance_gradient)
         start = stop
+        first_row += n_rows
     return logp, IncompleteStatistics(counts, _cholesky_gradient(covariance_gradient, chol))

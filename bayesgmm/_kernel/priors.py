@@ -117,7 +117,8 @@ def simplex_gradient(grad, concentration, counts, n_samples, log_weights):
     grad : ndarray of shape (n_components - 1,)
         Updated in place.
     concentration, counts, log_weights : ndarray of shape (n_components,)
-    n_samples : int
+    n_samples : float
+        The summed row weights (the number of rows when unweighted).
     """
     n_components = concentration.shape[0]
     if n_components == 1:

@@ -36,6 +36,7 @@ class Case(NamedTuple):
     theta_sd: float = 0.7
     noise: bool = False
     missing: float = 0.0  # share of values removed at random (every row keeps one)
+    weighted: bool = False  # frequency weights: fractional, some 0, mean about 1.5
 
 
 # theta is drawn with standard deviation 0.7 near the prior's bulk; 4 to 6 reaches the far
@@ -120,7 +121,24 @@ CASES = [
     Case(2, 2, "spherical", "inverse_gamma", True, noise=True, missing=0.2),
     Case(3, 2, "full", "half_normal", True, theta_sd=4.0, missing=0.2),
     Case(2, 3, "full", "exponential", False, lkj_eta=0.5, theta_sd=6.0, noise=True, missing=0.3),
+    # Frequency weights (a potential in PyMC), alone and with every other term.
+    Case(3, 2, "full", "half_normal", True, weighted=True),
+    Case(2, 3, "tied", "lognormal", True, (1.0, 30.0), weighted=True),
+    Case(3, 2, "diag", "exponential", False, weighted=True),
+    Case(2, 3, "spherical", "inverse_gamma", True, weighted=True),
+    Case(3, 2, "full", "inverse_gamma", True, noise=True, weighted=True),
+    Case(2, 3, "full", "lognormal", True, missing=0.2, weighted=True),
+    Case(3, 3, "diag", "half_normal", True, noise=True, missing=0.3, weighted=True),
+    Case(2, 3, "full", "exponential", False, lkj_eta=0.5, theta_sd=6.0, noise=True, missing=0.3,
+         weighted=True),
 ]
+
+
+def case_weights(n_samples, rng):
+    """Frequency weights: about a fifth 0 (rows dropped), the rest uniform on [0.5, 3.5)."""
+    weights = rng.uniform(0.5, 3.5, size=n_samples)
+    weights[rng.random(n_samples) < 0.2] = 0.0
+    return weights
 
 # Same formulas in a different summation order: agreement to ~1e-12 relative.
 LOGP_TOLERANCE = dict(rel=1e-11, abs=1e-9)
@@ -203,17 +221,19 @@ def test_matches_pymc_logp_and_gradient(rng, case):
     missing = "reject"
     if case.missing:
         X, missing = remove_values(X, case.missing, rng), "marginalize"
+    row_weights = case_weights(len(X), rng) if case.weighted else None
     priors = GMMPriors(scale_prior=case.scale_prior, standardize=case.standardize,
                        weight_concentration=case.weight_concentration, lkj_eta=case.lkj_eta,
                        noise_concentration=0.7)
     model = build_model(X, case.n_components, priors, case.covariance_type, noise=case.noise,
-                        missing=missing)
+                        missing=missing, sample_weight=row_weights)
     checked = check_X(X, n_components=case.n_components, missing=missing).values
     values, _, scale, resolved = model_scale(checked, priors, case.n_components,
-                                             case.covariance_type)
+                                             case.covariance_type, row_weights)
     noise_log_density = model_noise_log_density(checked, scale, case.noise, None)
     block = pack_block(values, resolved, case.n_components, case.covariance_type,
-                       noise_log_density, model_noise_log_sides(checked, scale, case.noise, None))
+                       noise_log_density, model_noise_log_sides(checked, scale, case.noise, None),
+                       row_weights)
     layout = Layout(case.n_components, case.n_features, case.covariance_type,
                     noise_log_density)
     point = model.initial_point()
@@ -334,8 +354,9 @@ def test_lkj_cholesky_term_without_free_entries_is_the_identity():
 
 
 # ---------------------------------------------------------------- likelihood
+@pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("with_noise", [False, True])
-def test_mixture_statistics_term_matches_scipy(rng, with_noise):
+def test_mixture_statistics_term_matches_scipy(rng, with_noise, weighted):
     X = rng.normal(size=(50, 3))
     layout = Layout(3, 3, "full", noise_log_density=-2.5 if with_noise else None)
     parameters = unconstrained_to_parameters(rng.normal(scale=0.5, size=layout.size), layout)
@@ -344,24 +365,27 @@ def test_mixture_statistics_term_matches_scipy(rng, with_noise):
         np.ones((3, 3)),
     )
     log_noise = np.log(parameters.noise.weight) - 2.5 if with_noise else -np.inf
-    loglik, statistics = mixture_statistics(X.ravel(), parameters.means, factors.cholesky,
-                                            log_component, log_noise, 0.0)
+    row_weights = case_weights(len(X), rng) if weighted else np.zeros(0)
+    loglik, statistics = mixture_statistics(X.ravel(), row_weights, parameters.means,
+                                            factors.cholesky, log_component, log_noise, 0.0)
+    counted = row_weights if weighted else np.ones(len(X))
     joint = np.log(parameters.weights) + np.column_stack([
         multivariate_normal(mean, covariance).logpdf(X)
         for mean, covariance in zip(parameters.means, parameters.covariances)
     ])
     if with_noise:
         joint = np.column_stack([joint, np.full(len(X), log_noise)])
-    assert loglik == pytest.approx(logsumexp(joint, axis=1).sum(), rel=1e-12)
+    assert loglik == pytest.approx(counted @ logsumexp(joint, axis=1), rel=1e-12)
     responsibilities = np.exp(joint - logsumexp(joint, axis=1, keepdims=True))
-    expected_counts = responsibilities.sum(axis=0)
+    expected_counts = counted @ responsibilities
     if not with_noise:
         expected_counts = np.append(expected_counts, 0.0)
     np.testing.assert_allclose(statistics.counts, expected_counts, rtol=1e-12, atol=1e-300)
 
 
+@pytest.mark.parametrize("weighted", [False, True])
 @pytest.mark.parametrize("with_noise", [False, True])
-def test_missing_statistics_term_matches_scipy_marginals(rng, with_noise):
+def test_missing_statistics_term_matches_scipy_marginals(rng, with_noise, weighted):
     X = remove_values(rng.normal(size=(60, 3)), 0.4, rng)
     log_sides = np.log([2.0, 3.0, 4.0]) if with_noise else None
     layout = Layout(3, 3, "full", noise_log_density=-np.log(24.0) if with_noise else None)
@@ -369,12 +393,13 @@ def test_missing_statistics_term_matches_scipy_marginals(rng, with_noise):
     factors, _ = covariance_factors(np.log(parameters.weights), parameters.scales,
                                     parameters.correlation_cholesky, np.ones((3, 3)))
     log_noise = np.log(parameters.noise.weight) - np.log(24.0) if with_noise else -np.inf
+    row_weights = case_weights(len(X), rng) if weighted else None
     block = pack_block(X, GMMPriors().resolve(3, np.zeros(3), np.ones(3)), 3, "full",
-                       layout.noise_log_density, log_sides)
+                       layout.noise_log_density, log_sides, row_weights)
     complete_counts = rng.uniform(size=4)
     loglik, statistics = missing_statistics(
         section(block, Section.PATTERNS), section(block, Section.INCOMPLETE_DATA),
-        np.log(parameters.weights), parameters.means, factors.cholesky, log_noise,
+        section(block, Section.INCOMPLETE_WEIGHTS), np.log(parameters.weights), parameters.means, factors.cholesky, log_noise,
         complete_counts, np.zeros(9), 0.0)
     incomplete = np.isnan(X).any(axis=1)
     joint = []
@@ -387,8 +412,9 @@ def test_missing_statistics_term_matches_scipy_marginals(rng, with_noise):
         joint.append([*(np.log(parameters.weights) + densities), *noise])
     joint = np.array(joint)
     assert incomplete.sum() > 30
-    assert loglik == pytest.approx(logsumexp(joint, axis=1).sum(), rel=1e-12)
-    responsibilities = np.exp(joint - logsumexp(joint, axis=1, keepdims=True)).sum(axis=0)
+    counted = row_weights[incomplete] if weighted else np.ones(incomplete.sum())
+    assert loglik == pytest.approx(counted @ logsumexp(joint, axis=1), rel=1e-12)
+    responsibilities = counted @ np.exp(joint - logsumexp(joint, axis=1, keepdims=True))
     expected = complete_counts + (responsibilities if with_noise else np.append(responsibilities, 0))
     np.testing.assert_allclose(statistics.counts, expected, rtol=1e-12)
 
