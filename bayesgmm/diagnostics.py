@@ -43,7 +43,7 @@ from arviz_stats.base import array_stats
 
 from bayesgmm.parameters import ModelParameters, parameter_matrix
 
-__all__ = ["Diagnostics", "diagnose_nuts", "diagnose_advi"]
+__all__ = ["Diagnostics", "diagnose_nuts", "diagnose_advi", "diagnose_laplace", "importance_khat"]
 
 RHAT_MAX = 1.01
 ESS_PER_CHAIN = 100
@@ -247,6 +247,42 @@ def diagnose_nuts(
     return Diagnostics(table, _nuts_remedies(table, details), details)
 
 
+def importance_khat(log_ratio: np.ndarray) -> float:
+    """Pareto k-hat of importance ratios ``log p - log q`` (Yao et al. 2018).
+
+    Non-finite ratios are dropped; fewer than 2 left give ``inf``, all equal
+    give 0 (the approximation is exact up to a constant).
+    """
+    finite = log_ratio[np.isfinite(log_ratio)]
+    if finite.size < 2 or np.ptp(finite) == 0:
+        return float("inf") if finite.size < 2 else 0.0
+    return float(array_stats.psislw(-finite, r_eff=1.0)[1])
+
+
+def diagnose_laplace(log_ratio: np.ndarray) -> Diagnostics:
+    """Diagnostics of a Laplace fit: Pareto k-hat of the full-data importance ratios.
+
+    Parameters
+    ----------
+    log_ratio : ndarray of shape (n_check_draws,)
+        ``log p(theta) - log q(theta)`` at draws from the Gaussian
+        (:data:`bayesgmm.laplace.IMPORTANCE_DRAWS` of them).
+
+    Returns
+    -------
+    Diagnostics
+    """
+    khat = importance_khat(log_ratio)
+    table = pd.DataFrame.from_dict(
+        {"khat": _row(khat, KHAT_MAX, khat < KHAT_MAX, "approximation usable",
+                      "approximation unreliable")}, orient="index")
+    remedies = [] if khat < KHAT_MAX else [
+        f"Pareto k-hat {khat:.2f} of the importance ratios is above 0.7: the posterior is not "
+        "close to Gaussian at its mode (K too large, or too few rows per component); use "
+        "method='nuts'."]
+    return Diagnostics(table, remedies, {"n_check_draws": int(log_ratio.size)})
+
+
 def diagnose_advi(elbo: np.ndarray, log_ratio: np.ndarray) -> Diagnostics:
     """Diagnostics of a variational fit (see the module docstring).
 
@@ -261,11 +297,7 @@ def diagnose_advi(elbo: np.ndarray, log_ratio: np.ndarray) -> Diagnostics:
     -------
     Diagnostics
     """
-    finite = log_ratio[np.isfinite(log_ratio)]
-    if finite.size < 2 or np.ptp(finite) == 0:
-        khat = float("inf") if finite.size < 2 else 0.0
-    else:
-        khat = float(array_stats.psislw(-finite, r_eff=1.0)[1])
+    khat = importance_khat(log_ratio)
     trace = elbo[np.isfinite(elbo)]
     window = max(1, trace.size // 10)
     last, before = trace[-window:], trace[-2 * window:-window]

@@ -1,4 +1,4 @@
-"""Posterior inference: one ``match`` chooses NUTS or ADVI, and the engine.
+"""Posterior inference: one ``match`` chooses NUTS, ADVI or a large-N method, and the engine.
 
 Every route starts from the EM solution in one labelling (NUTS chains each
 from their own jittered copy of it, see :func:`start_spread`) and returns
@@ -16,6 +16,14 @@ Engines:
   implementation.  ADVI is not offered on this engine: ``pm.fit`` on this
   model took 38 s for 2,000 iterations here and drifted away from the EM
   start, so it would only be a worse copy of the default.
+
+Large-N methods (compiled density only; measured against full NUTS in
+``reports/benchmarks/scale.md``):
+
+* ``"laplace"``: the Gaussian at the posterior mode (:mod:`bayesgmm.laplace`),
+  checked by Pareto k-hat;
+* ``"coreset_nuts"``: NUTS on a weighted lightweight coreset
+  (:mod:`bayesgmm.coreset`).
 """
 
 from __future__ import annotations
@@ -28,22 +36,78 @@ import xarray as xr
 
 from bayesgmm._kernel import logp_and_grad, logp_batch
 from bayesgmm.advi import ADVI_METHODS, fit_advi
+from bayesgmm.coreset import CORESET_SIZE, lightweight_coreset
+from bayesgmm.laplace import fit_laplace
 from bayesgmm.noise import NoiseComponent
 from bayesgmm.parameters import Layout, ModelParameters, unconstrained_to_parameters
 
 __all__ = [
     "ENGINES",
     "check_complete",
+    "LARGE_N",
+    "LARGE_N_METHODS",
     "METHODS",
+    "NUTS_METHODS",
     "PosteriorSample",
+    "RowAccess",
     "SamplerFailure",
     "SamplerSettings",
     "parameters_from_pymc",
+    "resolve_method",
     "sample_posterior",
 ]
 
-METHODS = ("nuts",) + ADVI_METHODS
+LARGE_N_METHODS = ("laplace", "coreset_nuts")
+NUTS_METHODS = ("nuts", "coreset_nuts")
+METHODS = ("auto", "nuts") + ADVI_METHODS + LARGE_N_METHODS
 ENGINES = ("nutpie", "pymc")
+
+LARGE_N = 50_000
+"""From this many rows ``method="auto"`` runs :data:`LARGE_N_METHOD` instead of NUTS.
+
+Why 50,000 (``reports/benchmarks/scale.md``): NUTS's cost grows with N (a
+gradient visits every row; 2 x (500 + 500) draws took 52 s at 1e4 rows and
+405 s at 1e5 here), while at 1e5 rows the Laplace approximation's posterior
+means and sds agree with full NUTS's to the targets; below 1e4-ish rows per
+parameter the posterior is visibly non-Gaussian and NUTS is affordable."""
+
+LARGE_N_METHOD = "laplace"
+"""The large-N method ``"auto"`` picks, chosen by the measurements in scale.md."""
+
+
+def resolve_method(settings: SamplerSettings, n_samples: int) -> SamplerSettings:
+    """``method="auto"`` made concrete for ``n_samples`` rows (other methods unchanged).
+
+    Examples
+    --------
+    >>> settings = SamplerSettings("auto", "nutpie", 1000, 1000, 4, None, 0.9, 10000, False)
+    >>> resolve_method(settings, 272).method, resolve_method(settings, 10**6).method
+    ('nuts', 'laplace')
+    """
+    if settings.method != "auto":
+        return settings
+    if n_samples < LARGE_N or settings.engine == "pymc":
+        return settings._replace(method="nuts")
+    return settings._replace(method=LARGE_N_METHOD,
+                             chains=settings.chains if LARGE_N_METHOD in NUTS_METHODS else 1)
+
+
+class RowAccess(NamedTuple):
+    """What the large-N methods need of the data beyond the packed block.
+
+    Attributes
+    ----------
+    values : ndarray of shape (n_samples, n_features)
+        The data on the model's scale.
+    sample_weight : ndarray of shape (n_samples,) or None
+    pack_rows : callable
+        ``(rows, weight_scale) -> block`` for some rows, their weights
+        multiplied by ``weight_scale`` (a number or one per row).
+    """
+
+    values: np.ndarray
+    sample_weight: np.ndarray | None
+    pack_rows: object
 
 
 class SamplerSettings(NamedTuple):
@@ -307,6 +371,30 @@ def _nuts_pymc(model, start, block, layout, settings, rng) -> PosteriorSample:
     )
 
 
+def _laplace(start, layout, settings, rng, rows: RowAccess) -> PosteriorSample:
+    began = time.perf_counter()
+    result = fit_laplace(start, rows.pack_rows, rows.values.shape[0], rng)
+    theta = result.sample(settings.draws, rng)
+    elapsed = time.perf_counter() - began
+    check = xr.Dataset({"log_ratio": ("check_draw", result.log_ratio)},
+                       attrs={"newton_steps": result.n_newton_steps,
+                              "full_data_gradients": result.n_density_evaluations,
+                              "hessian_rows": result.hessian_rows})
+    return PosteriorSample(unconstrained_to_parameters(theta[None], layout), xr.Dataset(),
+                           {"laplace": check}, elapsed)
+
+
+def _coreset_nuts(start, layout, settings, rng, rows: RowAccess) -> PosteriorSample:
+    centres = unconstrained_to_parameters(start, layout).means
+    coreset = lightweight_coreset(rows.values, centres, CORESET_SIZE, rng, rows.sample_weight)
+    unit_weights = coreset.weights / (1.0 if rows.sample_weight is None
+                                      else rows.sample_weight[coreset.rows])
+    sample = _nuts_nutpie(rows.pack_rows(coreset.rows, unit_weights), start, layout, settings,
+                          rng)
+    return sample._replace(extra_groups={"coreset": xr.Dataset(
+        {"rows": ("coreset_row", coreset.rows), "weights": ("coreset_row", coreset.weights)})})
+
+
 def _advi_own(block, start, layout, settings, rng) -> PosteriorSample:
     began = time.perf_counter()
     result = fit_advi(
@@ -353,6 +441,7 @@ def sample_posterior(
     layout: Layout,
     model_factory,
     rng: np.random.Generator,
+    rows: RowAccess | None = None,
 ) -> PosteriorSample:
     """Run the chosen method on the chosen engine.
 
@@ -368,6 +457,8 @@ def sample_posterior(
         Zero-argument callable returning the PyMC model (only the ``"pymc"``
         engine builds it).
     rng : numpy.random.Generator
+    rows : RowAccess, optional
+        Needed by :data:`LARGE_N_METHODS`.
 
     Returns
     -------
@@ -380,6 +471,15 @@ def sample_posterior(
             return _nuts_pymc(model_factory(), start, block, layout, settings, rng)
         case ("advi" | "fullrank_advi"), "nutpie":
             return _advi_own(block, start, layout, settings, rng)
+        case "laplace", "nutpie":
+            return _laplace(start, layout, settings, rng, rows)
+        case "coreset_nuts", "nutpie":
+            return _coreset_nuts(start, layout, settings, rng, rows)
+        case ("laplace" | "coreset_nuts"), "pymc":
+            raise ValueError(
+                f"method={settings.method!r} runs on bayesgmm's compiled density only; use "
+                "engine='nutpie' (the default)."
+            )
         case ("advi" | "fullrank_advi"), "pymc":
             raise ValueError(
                 "ADVI runs on bayesgmm's compiled density only; use engine='nutpie' "
