@@ -25,11 +25,21 @@ those coordinates (see :mod:`bayesgmm.em._missing`), pattern by pattern.
 The expected second moments are taken about the state's means (recorded as
 ``shift``), so they lose no digits however far a component lies from the
 origin.  Complete data (``patterns=None``) take the ordinary path.
+
+Frequency weights (``sample_weight``, see :mod:`bayesgmm.sample_weight`):
+row ``i`` counts ``w_i`` times, so every statistic is a sum over rows of
+``w_i`` times the row's term (its responsibilities are multiplied by
+``w_i``), the log-likelihood is ``sum_i w_i log p(x_i)`` and its mean is per
+unit of weight.  ``None`` runs the unweighted arithmetic, bit for bit.
+
+The statistics of disjoint row blocks add (:func:`add_statistics`), which is
+what lets :mod:`bayesgmm.em._distributed` run the same step over the chunks
+of a Dask array.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 import numpy as np
@@ -56,12 +66,20 @@ __all__ = [
     "state_covariances",
     "weighted_log_prob",
     "log_prob_and_responsibilities",
+    "SufficientStatistics",
     "sufficient_statistics",
     "expected_sufficient_statistics",
+    "add_statistics",
+    "total_weight",
+    "FarComponents",
+    "far_components",
+    "far_component_moments",
+    "with_far_moments",
     "centre_far_components",
     "maximization",
     "state_from_responsibilities",
     "em_step",
+    "iterate",
     "run_em",
 ]
 
@@ -269,7 +287,8 @@ class SufficientStatistics(NamedTuple):
     except for components with a row in ``shift`` (see
     :func:`centre_far_components`), whose second moments are about that
     point.  ``noise_count`` is the summed responsibility of the noise
-    component, ``None`` without one.
+    component, ``None`` without one.  With frequency weights every sum is
+    weighted.
     """
 
     counts: np.ndarray
@@ -278,6 +297,53 @@ class SufficientStatistics(NamedTuple):
     total_log_likelihood: float
     shift: np.ndarray | None = None
     noise_count: float | None = None
+
+
+def add_statistics(first: SufficientStatistics, second: SufficientStatistics):
+    """The statistics of two disjoint blocks of rows, collected under one state.
+
+    Parameters
+    ----------
+    first, second : SufficientStatistics
+        With the same ``shift`` (both ``None``, or both the state's means).
+
+    Returns
+    -------
+    SufficientStatistics
+
+    Examples
+    --------
+    >>> X = np.arange(12.0).reshape(6, 2)
+    >>> state = state_from_responsibilities(X, np.full((6, 1), 1.0), "diag", 1e-6)
+    >>> whole = sufficient_statistics(X, "diag", state=state)
+    >>> parts = add_statistics(
+    ...     sufficient_statistics(X[:4], "diag", state=state),
+    ...     sufficient_statistics(X[4:], "diag", state=state),
+    ... )
+    >>> bool(np.allclose(whole.second_moments, parts.second_moments))
+    True
+    """
+    return SufficientStatistics(
+        first.counts + second.counts,
+        first.first_moments + second.first_moments,
+        first.second_moments + second.second_moments,
+        first.total_log_likelihood + second.total_log_likelihood,
+        first.shift,
+        None if first.noise_count is None else first.noise_count + second.noise_count,
+    )
+
+
+def total_weight(n_samples: int, sample_weight: np.ndarray | None) -> float:
+    """How many rows the data count as: ``n_samples``, or the sum of the weights."""
+    return n_samples if sample_weight is None else float(sample_weight.sum())
+
+
+def _weighted_sum(values: np.ndarray, weights: np.ndarray | None) -> float:
+    return float(values.sum()) if weights is None else float(values @ weights)
+
+
+def _weighted_rows(responsibilities: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+    return responsibilities if weights is None else responsibilities * weights[:, None]
 
 
 LOST_DIGITS_LIMIT = 1e6
@@ -305,6 +371,129 @@ def _components_losing_digits(statistics, covariance_type: str, reg_covar: float
     return np.flatnonzero(lossy)
 
 
+class FarComponents(NamedTuple):
+    """Components whose one-pass second moments lost their digits.
+
+    Attributes
+    ----------
+    indices : ndarray of int, shape (n_far,)
+    means : ndarray of shape (n_far, n_features)
+        Their means, the points their moments are redone about.
+    """
+
+    indices: np.ndarray
+    means: np.ndarray
+
+
+def far_components(
+    statistics: SufficientStatistics, covariance_type: str, reg_covar: float
+) -> FarComponents:
+    """Which components need their second moments redone about their means.
+
+    Parameters
+    ----------
+    statistics : SufficientStatistics
+        One-pass statistics (no ``shift``).
+    covariance_type : str
+    reg_covar : float
+
+    Returns
+    -------
+    FarComponents
+        Empty on ordinary data.
+    """
+    far = _components_losing_digits(statistics, covariance_type, reg_covar)
+    nk = statistics.counts[far] + 10 * np.finfo(np.float64).eps
+    return FarComponents(far, statistics.first_moments[far] / nk[:, None])
+
+
+def far_component_moments(
+    X,
+    far: FarComponents,
+    covariance_type: str,
+    *,
+    state: EMState | None = None,
+    responsibilities: np.ndarray | None = None,
+    sample_weight: np.ndarray | None = None,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> np.ndarray:
+    """Second moments of the far components about their own means, in one pass.
+
+    Exactly one of ``state`` and ``responsibilities`` gives the
+    responsibilities, as in :func:`sufficient_statistics`.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+    far : FarComponents
+    covariance_type : str
+    state : EMState, optional
+    responsibilities : ndarray of shape (n_samples, n_components), optional
+    sample_weight : ndarray of shape (n_samples,), optional
+    chunk_size : int
+
+    Returns
+    -------
+    ndarray
+        The family's second-moment statistic restricted to the far
+        components, one entry per component in ``far`` (pooled into one
+        matrix for tied); moments of disjoint row blocks add.
+    """
+    family = get_family(covariance_type)
+    # A pooled statistic (tied) is the sum of the per-component scatters.
+    scatter = get_family("full").second_moments if family.pooled else family.second_moments
+    moments = None
+    for rows in _chunks(X.shape[0], chunk_size):
+        block = X[rows]
+        if state is not None:
+            resp = log_prob_and_responsibilities(block, state, covariance_type)[1]
+        else:
+            resp = responsibilities[rows]
+        resp = _weighted_rows(resp, None if sample_weight is None else sample_weight[rows])
+        for position, component in enumerate(far.indices):
+            chunk = scatter(block - far.means[position], resp[:, [component]])[0]
+            if moments is None:
+                shape = chunk.shape if family.pooled else (len(far.indices), *chunk.shape)
+                moments = np.zeros(shape)
+            if family.pooled:
+                moments += chunk
+            else:
+                moments[position] += chunk
+    return moments
+
+
+def with_far_moments(
+    statistics: SufficientStatistics,
+    far: FarComponents,
+    moments: np.ndarray,
+    covariance_type: str,
+) -> SufficientStatistics:
+    """Statistics with the far components' second moments replaced by centred ones.
+
+    Parameters
+    ----------
+    statistics : SufficientStatistics
+    far : FarComponents
+        Not empty.
+    moments : ndarray
+        From :func:`far_component_moments`, summed over all rows.
+    covariance_type : str
+
+    Returns
+    -------
+    SufficientStatistics
+        With ``shift`` holding the far components' means (zeros elsewhere).
+    """
+    if get_family(covariance_type).pooled:
+        second = moments
+    else:
+        second = statistics.second_moments.copy()
+        second[far.indices] = moments
+    shift = np.zeros_like(statistics.first_moments)
+    shift[far.indices] = far.means
+    return statistics._replace(second_moments=second, shift=shift)
+
+
 def centre_far_components(
     X,
     statistics: SufficientStatistics,
@@ -313,6 +502,7 @@ def centre_far_components(
     *,
     state: EMState | None = None,
     responsibilities: np.ndarray | None = None,
+    sample_weight: np.ndarray | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
 ) -> SufficientStatistics:
     """Redo, about their own means, the second moments that lost their digits.
@@ -333,49 +523,33 @@ def centre_far_components(
     reg_covar : float
     state : EMState, optional
     responsibilities : ndarray of shape (n_samples, n_components), optional
+    sample_weight : ndarray of shape (n_samples,), optional
+        The frequency weights ``statistics`` were collected with.
     chunk_size : int
 
     Returns
     -------
     SufficientStatistics
     """
-    far = _components_losing_digits(statistics, covariance_type, reg_covar)
-    if far.size == 0:
+    far = far_components(statistics, covariance_type, reg_covar)
+    if far.indices.size == 0:
         return statistics
-    family = get_family(covariance_type)
-    # A pooled statistic (tied) is the sum of the per-component scatters.
-    scatter = get_family("full").second_moments if family.pooled else family.second_moments
-    nk = statistics.counts[far] + 10 * np.finfo(np.float64).eps
-    means = statistics.first_moments[far] / nk[:, None]
-    second = np.zeros_like(statistics.second_moments)
-    if not family.pooled:
-        second[:] = statistics.second_moments
-        second[far] = 0.0
-    for rows in _chunks(X.shape[0], chunk_size):
-        block = X[rows]
-        if state is not None:
-            resp = log_prob_and_responsibilities(block, state, covariance_type)[1]
-        else:
-            resp = responsibilities[rows]
-        for position, component in enumerate(far):
-            moments = scatter(block - means[position], resp[:, [component]])[0]
-            if family.pooled:
-                second += moments
-            else:
-                second[component] += moments
-    shift = np.zeros_like(statistics.first_moments)
-    shift[far] = means
-    return statistics._replace(second_moments=second, shift=shift)
+    moments = far_component_moments(
+        X, far, covariance_type, state=state, responsibilities=responsibilities,
+        sample_weight=sample_weight, chunk_size=chunk_size,
+    )
+    return with_far_moments(statistics, far, moments, covariance_type)
 
 
-def _gaussian_second_moments(family, block, responsibilities, beside_noise: bool):
+def _gaussian_second_moments(family, block, responsibilities, unit_rows: bool):
     """The family's second-moment statistic of one chunk, over the Gaussian columns.
 
-    The pooled (tied) statistic is ``X^T X`` because a row's Gaussian
-    responsibilities sum to one; beside a noise component they sum to the
-    row's Gaussian share, which then weights the row.
+    The pooled (tied) statistic is ``X^T X`` when every row's Gaussian
+    responsibilities sum to one (``unit_rows``); beside a noise component
+    they sum to the row's Gaussian share, and with frequency weights to that
+    times the row's weight, which then weights the row.
     """
-    if family.pooled and beside_noise:
+    if family.pooled and not unit_rows:
         return block.T @ (block * responsibilities.sum(axis=1, keepdims=True))
     return family.second_moments(block, responsibilities)
 
@@ -386,6 +560,7 @@ def sufficient_statistics(
     *,
     state: EMState | None = None,
     responsibilities: np.ndarray | None = None,
+    sample_weight: np.ndarray | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
 ) -> SufficientStatistics:
     """Collect M-step statistics in one chunked pass over ``X``.
@@ -403,6 +578,8 @@ def sufficient_statistics(
         noise column.
     responsibilities : ndarray of shape (n_samples, n_components), optional
         Gaussian components only, each row summing to one.
+    sample_weight : ndarray of shape (n_samples,), optional
+        Frequency weights (module notes); ``None`` counts every row once.
     chunk_size : int
         Rows per chunk; trades Python overhead against cache use.
 
@@ -413,22 +590,25 @@ def sufficient_statistics(
     """
     family = get_family(covariance_type)
     beside_noise = state is not None and state.noise is not None
+    unit_rows = not beside_noise and sample_weight is None
     counts = first = second = None
     noise_count = 0.0 if beside_noise else None
     total_log_likelihood = 0.0 if state is not None else np.nan
     for rows in _chunks(X.shape[0], chunk_size):
         block = X[rows]
+        weights = None if sample_weight is None else sample_weight[rows]
         if state is not None:
             log_norm, resp = log_prob_and_responsibilities(block, state, covariance_type)
-            total_log_likelihood += float(log_norm.sum())
+            total_log_likelihood += _weighted_sum(log_norm, weights)
         else:
             resp = responsibilities[rows]
+        resp = _weighted_rows(resp, weights)
         if beside_noise:
             noise_count += float(resp[:, -1].sum())
             resp = resp[:, :-1]
         chunk_counts = resp.sum(axis=0)
         chunk_first = resp.T @ block
-        chunk_second = _gaussian_second_moments(family, block, resp, beside_noise)
+        chunk_second = _gaussian_second_moments(family, block, resp, unit_rows)
         if counts is None:
             counts, first, second = chunk_counts, chunk_first, chunk_second
         else:
@@ -446,6 +626,7 @@ def expected_sufficient_statistics(
     state: EMState,
     covariance_type: str,
     *,
+    sample_weight: np.ndarray | None = None,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
 ) -> SufficientStatistics:
     """E-step and expected M-step statistics of data with missing values, in one pass.
@@ -463,6 +644,8 @@ def expected_sufficient_statistics(
         Of ``X``.
     state : EMState
     covariance_type : str
+    sample_weight : ndarray of shape (n_samples,), optional
+        Frequency weights (module notes).
     chunk_size : int
 
     Returns
@@ -476,8 +659,9 @@ def expected_sufficient_statistics(
     noise_count = None if state.noise is None else 0.0
     total_log_likelihood = 0.0
     for block in _marginal_e_steps(X, patterns, state, covariance_type, chunk_size):
-        total_log_likelihood += float(block.log_norm.sum())
-        responsibilities = block.responsibilities
+        weights = None if sample_weight is None else sample_weight[block.rows]
+        total_log_likelihood += _weighted_sum(block.log_norm, weights)
+        responsibilities = _weighted_rows(block.responsibilities, weights)
         if state.noise is not None:
             noise_count += float(responsibilities[:, -1].sum())
             responsibilities = responsibilities[:, :-1]
@@ -537,6 +721,8 @@ def state_from_responsibilities(
     covariance_type: str,
     reg_covar: float,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
+    *,
+    sample_weight: np.ndarray | None = None,
 ) -> EMState:
     """Parameters implied by given responsibilities (used by initialisers).
 
@@ -547,17 +733,20 @@ def state_from_responsibilities(
     covariance_type : str
     reg_covar : float
     chunk_size : int
+    sample_weight : ndarray of shape (n_samples,), optional
+        Frequency weights (module notes).
 
     Returns
     -------
     EMState
     """
     statistics = sufficient_statistics(
-        X, covariance_type, responsibilities=responsibilities, chunk_size=chunk_size
+        X, covariance_type, responsibilities=responsibilities,
+        sample_weight=sample_weight, chunk_size=chunk_size,
     )
     statistics = centre_far_components(
-        X, statistics, covariance_type, reg_covar,
-        responsibilities=responsibilities, chunk_size=chunk_size,
+        X, statistics, covariance_type, reg_covar, responsibilities=responsibilities,
+        sample_weight=sample_weight, chunk_size=chunk_size,
     )
     return maximization(statistics, covariance_type, reg_covar)
 
@@ -570,6 +759,7 @@ def em_step(
     reg_covar: float,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     patterns: MissingnessPatterns | None = None,
+    sample_weight: np.ndarray | None = None,
 ) -> tuple[EMState, StepInfo]:
     """One EM iteration: E-step and M-step fused in one pass over ``X``.
 
@@ -583,26 +773,71 @@ def em_step(
     patterns : MissingnessPatterns, optional
         Where ``X`` has missing values: the step then uses the marginal
         E-step and the expected statistics.
+    sample_weight : ndarray of shape (n_samples,), optional
+        Frequency weights (module notes).
 
     Returns
     -------
     new_state : EMState
     info : StepInfo
-        Mean log-likelihood of ``X`` under the *input* ``state``.
+        Mean log-likelihood of ``X`` under the *input* ``state``, per unit
+        of weight.
     """
     if patterns is None:
         statistics = sufficient_statistics(
-            X, covariance_type, state=state, chunk_size=chunk_size
+            X, covariance_type, state=state, sample_weight=sample_weight,
+            chunk_size=chunk_size,
         )
         statistics = centre_far_components(
-            X, statistics, covariance_type, reg_covar, state=state, chunk_size=chunk_size
+            X, statistics, covariance_type, reg_covar, state=state,
+            sample_weight=sample_weight, chunk_size=chunk_size,
         )
     else:
         statistics = expected_sufficient_statistics(
-            X, patterns, state, covariance_type, chunk_size=chunk_size
+            X, patterns, state, covariance_type, sample_weight=sample_weight,
+            chunk_size=chunk_size,
         )
     new_state = maximization(statistics, covariance_type, reg_covar, noise=state.noise)
-    return new_state, StepInfo(statistics.total_log_likelihood / X.shape[0])
+    mean = statistics.total_log_likelihood / total_weight(X.shape[0], sample_weight)
+    return new_state, StepInfo(mean)
+
+
+def iterate(
+    step: Callable[[EMState], tuple[EMState, StepInfo]],
+    initial_state: EMState,
+    *,
+    tol: float,
+    max_iter: int,
+) -> EMRun:
+    """The EM driver: apply ``step`` until the mean log-likelihood changes by < ``tol``.
+
+    Parameters
+    ----------
+    step : callable
+        ``state -> (state, StepInfo)``: :func:`em_step` on in-memory data, or
+        :func:`bayesgmm.em._distributed.distributed_em_step` on a Dask array.
+    initial_state : EMState
+    tol : float
+        Convergence threshold on the change of the mean log-likelihood.
+    max_iter : int
+        Maximum number of EM steps; ``0`` returns the initial state.
+
+    Returns
+    -------
+    EMRun
+    """
+    state = initial_state
+    trace: list[float] = []
+    previous = -np.inf
+    converged = False
+    for _ in range(max_iter):
+        state, info = step(state)
+        trace.append(info.log_likelihood)
+        if abs(info.log_likelihood - previous) < tol:
+            converged = True
+            break
+        previous = info.log_likelihood
+    return EMRun(state, np.asarray(trace), converged, len(trace))
 
 
 def run_em(
@@ -615,8 +850,9 @@ def run_em(
     max_iter: int,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     patterns: MissingnessPatterns | None = None,
+    sample_weight: np.ndarray | None = None,
 ) -> EMRun:
-    """Iterate :func:`em_step` until the mean log-likelihood changes by < ``tol``.
+    """Iterate :func:`em_step` on in-memory data until it converges (:func:`iterate`).
 
     Parameters
     ----------
@@ -631,23 +867,18 @@ def run_em(
     chunk_size : int
     patterns : MissingnessPatterns, optional
         Where ``X`` has missing values (see :func:`em_step`).
+    sample_weight : ndarray of shape (n_samples,), optional
+        Frequency weights (module notes).
 
     Returns
     -------
     EMRun
     """
-    state = initial_state
-    trace: list[float] = []
-    previous = -np.inf
-    converged = False
-    for _ in range(max_iter):
-        state, info = em_step(
+
+    def step(state: EMState) -> tuple[EMState, StepInfo]:
+        return em_step(
             X, state, covariance_type=covariance_type, reg_covar=reg_covar,
-            chunk_size=chunk_size, patterns=patterns,
+            chunk_size=chunk_size, patterns=patterns, sample_weight=sample_weight,
         )
-        trace.append(info.log_likelihood)
-        if abs(info.log_likelihood - previous) < tol:
-            converged = True
-            break
-        previous = info.log_likelihood
-    return EMRun(state, np.asarray(trace), converged, len(trace))
+
+    return iterate(step, initial_state, tol=tol, max_iter=max_iter)

@@ -12,7 +12,7 @@ import numpy as np
 
 from bayesgmm.em._covariance import get_family
 
-__all__ = ["n_parameters", "bic", "aic", "icl", "classification_entropy"]
+__all__ = ["n_parameters", "bic", "aic", "icl", "classification_entropy", "weighted_total"]
 
 
 def n_parameters(covariance_type: str, n_components: int, n_features: int) -> int:
@@ -51,7 +51,35 @@ def aic(total_log_likelihood: float, n_params: int) -> float:
     return -2.0 * total_log_likelihood + 2.0 * n_params
 
 
-def classification_entropy(responsibilities: np.ndarray) -> float:
+def weighted_total(values, sample_weight, n_samples: int | None = None) -> float:
+    """``sum_i w_i v_i``; with ``values`` None, the total weight (``n_samples`` unweighted).
+
+    Parameters
+    ----------
+    values : ndarray or dask.array.Array of shape (n_samples,), or None
+    sample_weight : ndarray or dask.array.Array of shape (n_samples,), or None
+        Frequency weights; None counts every row once.
+    n_samples : int, optional
+        Needed when both are None.
+
+    Returns
+    -------
+    float
+        Computed, for Dask arrays too.
+
+    Examples
+    --------
+    >>> weighted_total(np.array([1.0, 2.0]), np.array([3.0, 0.5]))
+    4.0
+    >>> weighted_total(None, None, 7)
+    7.0
+    """
+    if values is None:
+        return float(n_samples if sample_weight is None else sample_weight.sum())
+    return float(values.sum() if sample_weight is None else (values * sample_weight).sum())
+
+
+def classification_entropy(responsibilities, sample_weight=None) -> float:
     """``-sum_i log tau_{i, z_i}`` with ``z_i`` the most probable component.
 
     This is the hard-assignment form used by mclust's ``icl``
@@ -59,7 +87,9 @@ def classification_entropy(responsibilities: np.ndarray) -> float:
 
     Parameters
     ----------
-    responsibilities : ndarray of shape (n_samples, n_components)
+    responsibilities : ndarray or dask.array.Array of shape (n_samples, n_components)
+    sample_weight : ndarray or dask.array.Array of shape (n_samples,), optional
+        Frequency weights: row ``i``'s term counts ``w_i`` times.
 
     Returns
     -------
@@ -67,13 +97,15 @@ def classification_entropy(responsibilities: np.ndarray) -> float:
         Non-negative; zero when every point is assigned with certainty.
     """
     best = responsibilities.max(axis=1)
-    return float(-np.log(np.maximum(best, np.finfo(np.float64).tiny)).sum())
+    terms = -np.log(np.maximum(best, np.finfo(np.float64).tiny))
+    return weighted_total(terms, sample_weight)
 
 
-def icl(bic_value: float, responsibilities: np.ndarray) -> float:
+def icl(bic_value: float, responsibilities, sample_weight=None) -> float:
     """Integrated completed likelihood, ``BIC + 2 * classification entropy``.
 
     Lower is better; ``icl >= bic`` always, with equality when every point
-    belongs to one component with probability one.
+    belongs to one component with probability one.  ``sample_weight``
+    weights the entropy as in :func:`classification_entropy`.
     """
-    return bic_value + 2.0 * classification_entropy(responsibilities)
+    return bic_value + 2.0 * classification_entropy(responsibilities, sample_weight)

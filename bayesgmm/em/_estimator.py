@@ -42,18 +42,33 @@ Decisions:
   box's centre.
 * Without NaN, ``"marginalize"`` runs the code of ``"reject"``: the same fit
   bit for bit.
+
+Frequency weights (``fit(X, sample_weight=w)``, :mod:`bayesgmm.sample_weight`):
+row ``i`` counts ``w_i`` times; the decisions (rows of weight 0 dropped, the
+standardisation and noise box of the rows that count, unweighted) are in
+:mod:`bayesgmm.em._problem`.  Weights of None or all 1 run the unweighted
+code bit for bit.  ``lower_bound_`` is the mean log-likelihood per unit of
+weight; ``score`` is the plain mean over the rows it is given; ``bic``,
+``aic`` and ``icl`` take ``sample_weight`` too (``log L = sum_i w_i log p(x_i)``,
+``n = sum_i w_i``).
+
+Dask (``fit`` on a ``dask.array.Array`` or ``dask.dataframe.DataFrame``):
+distributed EM, per-chunk sufficient statistics added across chunks
+(:mod:`bayesgmm.em._distributed`, whose notes give the decisions); the
+fitted model is an ordinary one.  ``score_samples``, ``predict_proba`` and
+``predict`` of Dask input return lazy Dask arrays computed chunk by chunk;
+``score`` and the criteria return numbers.  Dask is imported only for Dask
+input.
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from typing import NamedTuple
 
 import numpy as np
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.neighbors import NearestNeighbors
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from bayesgmm._checks import (
@@ -63,26 +78,35 @@ from bayesgmm._checks import (
     check_number,
     check_X,
 )
+from bayesgmm._dask import as_dask_rows, is_dask_collection, map_row_chunks
 from bayesgmm.em import _criteria
 from bayesgmm.em._algorithm import (
     DEFAULT_CHUNK_SIZE,
     EMState,
     add_noise_component,
+    iterate,
     log_prob_and_responsibilities,
-    run_em,
     state_covariances,
     state_from_responsibilities,
 )
 from bayesgmm.em._covariance import CovarianceError, get_family
+from bayesgmm.em._distributed import dask_weights, distributed_problem
 from bayesgmm.em._initialization import INIT_METHODS, initial_responsibilities
-from bayesgmm.em._missing import (
-    conditional_expectation,
-    missingness_patterns,
-    noise_log_sides,
-    observed_log_jacobian,
+from bayesgmm.em._missing import conditional_expectation, noise_log_sides
+from bayesgmm.em._noise_start import NoiseStart, noise_start
+from bayesgmm.em._problem import FitProblem, FitSettings, counted_rows, in_memory_problem
+from bayesgmm.em._scoring import (
+    FittedMixture,
+    chunk_labels,
+    chunk_log_density,
+    chunk_responsibilities,
+    responsibilities_to_labels,
+    row_patterns,
+    score_rows,
+    standardize,
 )
-from bayesgmm.noise import NOISE_LABEL, check_noise_settings, log_noise_density, noise_region
-from bayesgmm.scaling import standardization
+from bayesgmm.noise import NOISE_LABEL, check_noise_settings
+from bayesgmm.sample_weight import check_sample_weight
 
 __all__ = [
     "GaussianMixtureEM",
@@ -90,71 +114,6 @@ __all__ = [
     "noise_start",
     "reference_em",
 ]
-
-NOISE_START_NEIGHBOURS = 10
-"""``k`` of the k-nearest-neighbour density that picks the points starting as noise."""
-
-MIN_START_NOISE_WEIGHT = 0.01
-"""Smallest starting noise weight: EM cannot raise a weight that starts at zero."""
-
-
-class NoiseStart(NamedTuple):
-    """How EM with a noise component starts.
-
-    Attributes
-    ----------
-    log_density : float
-        ``log(1 / V)`` on the scale EM runs on.
-    points : ndarray of bool, shape (n_samples,)
-        Points that start as noise; the Gaussian initialiser sees the others.
-    weight : float
-        Starting noise weight: the share of ``points``, at least
-        :data:`MIN_START_NOISE_WEIGHT`.
-    """
-
-    log_density: float
-    points: np.ndarray
-    weight: float
-
-
-def noise_start(Z: np.ndarray, log_density: float, n_components: int) -> NoiseStart:
-    """Pick the points that start as noise: sparser than the noise at full weight.
-
-    The density at a point is estimated as ``k / (n * ball(r_k))``, with
-    ``r_k`` the distance to its ``k``-th nearest neighbour
-    (:data:`NOISE_START_NEIGHBOURS`; Loftsgaarden & Quesenberry 1965); the
-    point starts as noise when that is below ``1 / V``.  Should fewer than
-    ``n_components`` points remain, none starts as noise.
-
-    Parameters
-    ----------
-    Z : ndarray of shape (n_samples, n_features)
-        Data on the scale EM runs on.
-    log_density : float
-        ``log(1 / V)`` on that scale.
-    n_components : int
-
-    Returns
-    -------
-    NoiseStart
-    """
-    n_samples, n_features = Z.shape
-    n_neighbours = min(NOISE_START_NEIGHBOURS, n_samples - 1)
-    points = np.zeros(n_samples, dtype=bool)
-    if n_neighbours > 0:
-        distances = NearestNeighbors(n_neighbors=n_neighbours).fit(Z).kneighbors()[0]
-        log_unit_ball = 0.5 * n_features * math.log(math.pi) - math.lgamma(0.5 * n_features + 1)
-        with np.errstate(divide="ignore"):
-            log_radius = np.log(distances[:, -1])
-        log_estimate = (
-            math.log(n_neighbours / n_samples) - log_unit_ball - n_features * log_radius
-        )
-        points = log_estimate < log_density
-    if n_samples - np.count_nonzero(points) < n_components:
-        points[:] = False
-    weight = max(np.count_nonzero(points) / n_samples, MIN_START_NOISE_WEIGHT)
-    return NoiseStart(log_density, points, weight)
-
 
 class GaussianMixtureEM(DensityMixin, BaseEstimator):
     """Gaussian mixture fitted by expectation-maximisation.
@@ -349,24 +308,29 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
             )
         return weights, means, precisions_cholesky
 
-    def _initial_state(self, Z, rng, user_values, start: NoiseStart | None) -> EMState:
+    def _initial_state(self, problem: FitProblem, rng, user_values) -> EMState:
+        Z, weights, start = problem.start_values, problem.start_weight, problem.noise
         if start is None:
-            return self._initial_gaussian_state(Z, rng, user_values)
-        state = self._initial_gaussian_state(Z[~start.points], rng, user_values)
+            return self._initial_gaussian_state(Z, weights, rng, user_values)
+        gaussian = ~start.points
+        state = self._initial_gaussian_state(
+            Z[gaussian], None if weights is None else weights[gaussian], rng, user_values
+        )
         return add_noise_component(state, start.weight, start.log_density)
 
-    def _initial_gaussian_state(self, Z, rng, user_values) -> EMState:
-        weights, means, precisions_cholesky = user_values
+    def _initial_gaussian_state(self, Z, weights, rng, user_values) -> EMState:
+        user_weights, means, precisions_cholesky = user_values
         if all(value is not None for value in user_values):
-            return EMState(weights, means, None, precisions_cholesky)
+            return EMState(user_weights, means, None, precisions_cholesky)
         responsibilities = initial_responsibilities(
-            Z, self.n_components, self.init_params, rng
+            Z, self.n_components, self.init_params, rng, weights
         )
         state = state_from_responsibilities(
-            Z, responsibilities, self.covariance_type, self.reg_covar, self.chunk_size
+            Z, responsibilities, self.covariance_type, self.reg_covar, self.chunk_size,
+            sample_weight=weights,
         )
         return EMState(
-            state.weights if weights is None else weights,
+            state.weights if user_weights is None else user_weights,
             state.means if means is None else means,
             state.covariances if precisions_cholesky is None else None,
             state.precisions_cholesky if precisions_cholesky is None
@@ -374,67 +338,82 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         )
 
     # ------------------------------------------------------------ fitting
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, sample_weight=None):
         """Fit the mixture by EM, keeping the best of ``n_init`` runs.
 
         Parameters
         ----------
-        X : array-like or DataFrame of shape (n_samples, n_features)
+        X : array-like, DataFrame, dask.array.Array or dask.dataframe.DataFrame
+            Of shape (n_samples, n_features).  Dask input runs distributed EM
+            (module notes).
         y : ignored
+        sample_weight : array-like of shape (n_samples,), optional
+            Frequency weights: row ``i`` counts ``sample_weight[i]`` times
+            (non-negative, not all zero; 0 drops a row).  A Dask array with
+            Dask ``X``.
 
         Returns
         -------
         self : GaussianMixtureEM
         """
-        self._fit(X)
+        self._fit(X, sample_weight)
         return self
 
-    def fit_predict(self, X, y=None):
+    def fit_predict(self, X, y=None, sample_weight=None):
         """Fit, then return the most probable component of every point.
 
         Parameters
         ----------
-        X : array-like or DataFrame of shape (n_samples, n_features)
+        X : array-like, DataFrame or Dask collection of shape (n_samples, n_features)
         y : ignored
+        sample_weight : array-like of shape (n_samples,), optional
+            Frequency weights, as in :meth:`fit`.
 
         Returns
         -------
         ndarray of shape (n_samples,)
+            A lazy Dask array for Dask ``X``.
         """
-        return self._fit(X).predict(X)
+        return self._fit(X, sample_weight).predict(X)
 
-    def _fit(self, X):
-        self._check_parameters()
+    def _settings(self) -> FitSettings:
+        return FitSettings(
+            self.n_components, self.covariance_type, self.reg_covar, self.chunk_size,
+            self.noise, self.noise_volume, self.missing,
+        )
+
+    def _problem(self, X, sample_weight, rng) -> FitProblem:
+        settings = self._settings()
+        if is_dask_collection(X):
+            validate_data(self, X, skip_check_array=True, reset=True)
+            names = [str(name) for name in getattr(self, "feature_names_in_", range(X.shape[1]))]
+            return distributed_problem(X, sample_weight, settings, rng.spawn(1)[0], names)
+        if is_dask_collection(sample_weight):
+            raise TypeError(
+                "sample_weight is a Dask array but X is not: pass X as a Dask array (with "
+                "the same row chunks) for distributed EM, or sample_weight as a numpy array."
+            )
         checked = check_X(X, n_components=self.n_components, missing=self.missing)
         validate_data(self, X, skip_check_array=True, reset=True)
-        family = get_family(self.covariance_type)
-        centre, scale = standardization(checked.values, family.scale_mode)
-        region = noise_region(checked.values, self.noise_volume) if self.noise else None
-        # check_X returns a fresh array, so standardising in place is safe.
-        Z = checked.values
-        Z -= centre
-        Z /= scale
-        patterns = missingness_patterns(Z, noise_log_sides(region, scale))
-        start_values = Z if patterns is None else np.where(np.isnan(Z), 0.0, Z)
-        user_values = self._user_initial_values(Z.shape[1], centre, scale)
-        start = (
-            None if region is None else noise_start(
-                start_values, log_noise_density(region.log_volume, scale), self.n_components
-            )
+        values, weights = counted_rows(
+            checked.values, check_sample_weight(sample_weight, len(checked.values)), settings
         )
+        return in_memory_problem(values, weights, settings)
+
+    def _fit(self, X, sample_weight=None):
+        self._check_parameters()
         rng = as_generator(self.random_state)
+        restarts = rng.spawn(self.n_init)
+        problem = self._problem(X, sample_weight, rng)
+        user_values = self._user_initial_values(
+            len(problem.centre), problem.centre, problem.scale
+        )
         best, failures = None, []
-        for init_rng in rng.spawn(self.n_init):
+        for init_rng in restarts:
             try:
-                run = run_em(
-                    Z,
-                    self._initial_state(start_values, init_rng, user_values, start),
-                    covariance_type=self.covariance_type,
-                    reg_covar=self.reg_covar,
-                    tol=self.tol,
-                    max_iter=self.max_iter,
-                    chunk_size=self.chunk_size,
-                    patterns=patterns,
+                run = iterate(
+                    problem.step, self._initial_state(problem, init_rng, user_values),
+                    tol=self.tol, max_iter=self.max_iter,
                 )
             except CovarianceError as error:
                 failures.append(error)
@@ -443,7 +422,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
                 best = run
         if best is None:
             raise failures[0]
-        self._store(best, centre, scale, region, float(np.mean(observed_log_jacobian(Z, scale))))
+        self._store(best, problem)
         if not best.converged and self.max_iter > 0:
             self._warn_not_converged(best)
         return self
@@ -463,12 +442,15 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
             stacklevel=4,
         )
 
-    def _store(self, run, centre, scale, region, log_jacobian):
+    def _store(self, run, problem: FitProblem):
         family = get_family(self.covariance_type)
+        centre, scale, region = problem.centre, problem.scale, problem.region
         state = run.state._replace(
             covariances=state_covariances(run.state, self.covariance_type)
         )
-        self._state, self._centre, self._scale = state, centre, scale
+        self._fitted = FittedMixture(
+            state, self.covariance_type, centre, scale, noise_log_sides(region, scale)
+        )
         self.weights_ = state.weights.copy()
         self.noise_weight_ = 0.0 if state.noise is None else float(state.noise.weight)
         self.noise_log_volume_ = None if region is None else region.log_volume
@@ -481,7 +463,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         self.precisions_ = family.precisions(self.precisions_cholesky_)
         self.converged_ = bool(run.converged)
         self.n_iter_ = int(run.n_iter)
-        self.lower_bounds_ = [float(v) - log_jacobian for v in run.log_likelihoods]
+        self.lower_bounds_ = [float(v) - problem.log_jacobian for v in run.log_likelihoods]
         self.lower_bound_ = self.lower_bounds_[-1] if self.lower_bounds_ else -np.inf
 
     # ------------------------------------------------------------ prediction
@@ -491,20 +473,19 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         validate_data(self, X, skip_check_array=True, reset=False)
         return checked.values
 
-    def _standardized(self, values):
-        # Far new points may overflow to +-inf here; the densities handle them.
-        with np.errstate(over="ignore"):
-            return (values - self._centre) / self._scale
-
-    def _patterns(self, Z):
-        return missingness_patterns(Z, noise_log_sides(self._noise_region, self._scale))
+    def _per_chunk(self, X, function, trailing_shape=(), dtype=np.float64):
+        """``function(chunk, fitted, missing)`` over the row chunks of Dask ``X``, lazily."""
+        check_is_fitted(self)
+        rows = as_dask_rows(X, getattr(self, "feature_names_in_", None))
+        # check_X's column-count check and message, on one row of X's width.
+        check_X(np.zeros((1, rows.shape[1])), n_features=self.n_features_in_,
+                reject_constant=False)
+        return map_row_chunks(
+            function, rows, trailing_shape, dtype, fitted=self._fitted, missing=self.missing
+        )
 
     def _log_norm_and_responsibilities(self, X):
-        Z = self._standardized(self._checked(X, self.missing))
-        log_norm, responsibilities = log_prob_and_responsibilities(
-            Z, self._state, self.covariance_type, self._patterns(Z)
-        )
-        return log_norm - observed_log_jacobian(Z, self._scale), responsibilities
+        return score_rows(self._checked(X, self.missing), self._fitted)
 
     def score_samples(self, X):
         """Log density of every point under the fitted mixture, in data units.
@@ -516,25 +497,30 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or Dask collection of shape (n_samples, n_features)
 
         Returns
         -------
         ndarray of shape (n_samples,)
+            A lazy Dask array for Dask ``X``, checked chunk by chunk when
+            computed.
         """
+        if is_dask_collection(X):
+            return self._per_chunk(X, chunk_log_density)
         return self._log_norm_and_responsibilities(X)[0]
 
     def score(self, X, y=None):
-        """Mean log-likelihood of ``X`` (higher is better).
+        """Mean log-likelihood of ``X`` (higher is better), each row counting once.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or Dask collection of shape (n_samples, n_features)
         y : ignored
 
         Returns
         -------
         float
+            Computed, for Dask ``X`` too.
         """
         return float(self.score_samples(X).mean())
 
@@ -543,14 +529,18 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or Dask collection of shape (n_samples, n_features)
 
         Returns
         -------
         ndarray of shape (n_samples, n_components)
             Fitted with ``noise=True``: shape (n_samples, n_components + 1),
-            the noise component's probability last.
+            the noise component's probability last.  A lazy Dask array for
+            Dask ``X``.
         """
+        if is_dask_collection(X):
+            columns = self.n_components + (self._noise_region is not None)
+            return self._per_chunk(X, chunk_responsibilities, (columns,))
         return self._log_norm_and_responsibilities(X)[1]
 
     def predict(self, X):
@@ -558,17 +548,17 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : array-like or Dask collection of shape (n_samples, n_features)
 
         Returns
         -------
         ndarray of shape (n_samples,)
             ``-1`` (:data:`bayesgmm.noise.NOISE_LABEL`) where the noise
-            component is the most probable.
+            component is the most probable.  A lazy Dask array for Dask ``X``.
         """
-        labels = self.predict_proba(X).argmax(axis=1)
-        labels[labels == len(self.weights_)] = NOISE_LABEL
-        return labels
+        if is_dask_collection(X):
+            return self._per_chunk(X, chunk_labels, dtype=np.intp)
+        return responsibilities_to_labels(self.predict_proba(X), self._fitted)
 
     def sample(self, n_samples: int = 1):
         """Draw points from the fitted mixture.
@@ -631,12 +621,12 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
             filled in.
         """
         values = self._checked(X, "marginalize")
-        Z = self._standardized(values)
-        patterns = self._patterns(Z)
+        Z = standardize(values, self._fitted)
+        patterns = row_patterns(Z, self._fitted)
         if patterns is None:
             return values
         responsibilities = log_prob_and_responsibilities(
-            Z, self._state, self.covariance_type, patterns
+            Z, self._fitted.state, self.covariance_type, patterns
         )[1]
         region = self._noise_region
         covariances = get_family(self.covariance_type).dense(
@@ -654,32 +644,84 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         )
         return gaussian + int(self._noise_region is not None)
 
-    def bic(self, X) -> float:
+    def _weighted_scores(self, X, sample_weight, responsibilities: bool = False):
+        """Log densities (and responsibilities) of ``X`` and its checked weights."""
+        if is_dask_collection(X):
+            log_norm = self.score_samples(X)
+            weights = dask_weights(sample_weight, log_norm[:, None])
+            resp = self.predict_proba(X) if responsibilities else None
+        else:
+            log_norm, resp = self._log_norm_and_responsibilities(X)
+            weights = check_sample_weight(sample_weight, len(log_norm))
+        return log_norm, resp, weights
+
+    def bic(self, X, sample_weight=None) -> float:
         """Bayesian information criterion on ``X`` (lower is better).
 
         A noise component counts as one more free parameter (its weight);
         ``V`` is fixed.
-        """
-        log_norm = self.score_samples(X)
-        return _criteria.bic(float(log_norm.sum()), self._n_parameters(), len(log_norm))
 
-    def aic(self, X) -> float:
+        Parameters
+        ----------
+        X : array-like or Dask collection of shape (n_samples, n_features)
+        sample_weight : array-like of shape (n_samples,), optional
+            Frequency weights: ``log L = sum_i w_i log p(x_i)`` and
+            ``n = sum_i w_i``.
+
+        Returns
+        -------
+        float
+        """
+        log_norm, _, weights = self._weighted_scores(X, sample_weight)
+        return _criteria.bic(
+            _criteria.weighted_total(log_norm, weights), self._n_parameters(),
+            _criteria.weighted_total(None, weights, len(log_norm)),
+        )
+
+    def aic(self, X, sample_weight=None) -> float:
         """Akaike information criterion on ``X`` (lower is better).
 
         Counts a noise component's weight as in :meth:`bic`.
-        """
-        return _criteria.aic(float(self.score_samples(X).sum()), self._n_parameters())
 
-    def icl(self, X) -> float:
+        Parameters
+        ----------
+        X : array-like or Dask collection of shape (n_samples, n_features)
+        sample_weight : array-like of shape (n_samples,), optional
+            Frequency weights, as in :meth:`bic`.
+
+        Returns
+        -------
+        float
+        """
+        log_norm, _, weights = self._weighted_scores(X, sample_weight)
+        return _criteria.aic(_criteria.weighted_total(log_norm, weights), self._n_parameters())
+
+    def icl(self, X, sample_weight=None) -> float:
         """Integrated completed likelihood on ``X`` (lower is better).
 
         ``BIC + 2 * sum_i -log tau_{i, z_i}`` with hard MAP assignments, as
         in mclust (whose sign is flipped: there, higher is better); with a
         noise component, over its ``n_components + 1`` responsibilities.
+
+        Parameters
+        ----------
+        X : array-like or Dask collection of shape (n_samples, n_features)
+        sample_weight : array-like of shape (n_samples,), optional
+            Frequency weights, as in :meth:`bic`; the entropy term is
+            weighted too.
+
+        Returns
+        -------
+        float
         """
-        log_norm, responsibilities = self._log_norm_and_responsibilities(X)
-        bic = _criteria.bic(float(log_norm.sum()), self._n_parameters(), len(log_norm))
-        return _criteria.icl(bic, responsibilities)
+        log_norm, responsibilities, weights = self._weighted_scores(
+            X, sample_weight, responsibilities=True
+        )
+        bic = _criteria.bic(
+            _criteria.weighted_total(log_norm, weights), self._n_parameters(),
+            _criteria.weighted_total(None, weights, len(log_norm)),
+        )
+        return _criteria.icl(bic, responsibilities, weights)
 
 
 def _final_value(run) -> float:
@@ -699,6 +741,7 @@ def reference_em(
     random_state=None,
     noise_volume: float | None = None,
     missing: str = "reject",
+    sample_weight=None,
 ) -> GaussianMixtureEM:
     """EM fitted with bayesgmm's reference settings, for starts and criteria.
 
@@ -721,6 +764,8 @@ def reference_em(
         hypervolume (in the units of ``X``).
     missing : {"reject", "marginalize"}, default="reject"
         As :class:`GaussianMixtureEM`'s: NaN refused, or marginalised.
+    sample_weight : array-like of shape (n_samples,), optional
+        Frequency weights, passed to :meth:`GaussianMixtureEM.fit`.
 
     Returns
     -------
@@ -734,4 +779,4 @@ def reference_em(
     )
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=ConvergenceWarning)
-        return em.fit(X)
+        return em.fit(X, sample_weight=sample_weight)

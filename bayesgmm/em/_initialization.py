@@ -2,6 +2,17 @@
 
 Every function takes an explicit ``np.random.Generator``; nothing touches the
 global numpy random state.
+
+Frequency weights (``sample_weight``): a row of weight ``w`` acts as ``w``
+copies of itself.  k-means++ draws its first seed with probability
+proportional to ``w`` and its later candidates proportional to ``w D^2``,
+and keeps the candidate that most lowers the weighted potential; Lloyd's
+centres are weighted means; ``random_from_data`` draws its seeds with
+probability proportional to ``w``.  The draws are not those of the
+repeated rows (a generator cannot tell ``w`` copies from one row drawn
+``w`` times as likely), so a weighted start equals a repeated-rows start in
+distribution, not draw for draw.  ``None`` runs the unweighted code, bit for
+bit.
 """
 
 from __future__ import annotations
@@ -29,7 +40,16 @@ def _squared_distances(X, centres):
     return np.maximum(distances, 0.0)
 
 
-def kmeans_plusplus(X, n_clusters: int, rng: np.random.Generator) -> np.ndarray:
+def _draw_proportional(masses: np.ndarray, n_draws: int, rng: np.random.Generator):
+    """Row indices drawn with probability proportional to non-negative ``masses``."""
+    cumulative = np.cumsum(masses)
+    draws = rng.random(n_draws) * cumulative[-1]
+    return np.minimum(np.searchsorted(cumulative, draws), len(masses) - 1)
+
+
+def kmeans_plusplus(
+    X, n_clusters: int, rng: np.random.Generator, sample_weight: np.ndarray | None = None
+) -> np.ndarray:
     """Greedy k-means++ seeding (Arthur & Vassilvitskii 2007).
 
     At each step ``2 + floor(log(n_clusters))`` candidates are drawn with
@@ -42,36 +62,57 @@ def kmeans_plusplus(X, n_clusters: int, rng: np.random.Generator) -> np.ndarray:
     X : ndarray of shape (n_samples, n_features)
     n_clusters : int
     rng : numpy.random.Generator
+    sample_weight : ndarray of shape (n_samples,), optional
+        Frequency weights (module notes).
 
     Returns
     -------
     ndarray of shape (n_clusters,)
         Row indices of the chosen centres.
+
+    Examples
+    --------
+    >>> X = np.array([[0.0], [0.1], [10.0], [10.1]])
+    >>> seeds = kmeans_plusplus(X, 2, np.random.default_rng(0))
+    >>> sorted((X[seeds, 0] > 5).tolist())
+    [False, True]
     """
     n_samples = X.shape[0]
     n_trials = 2 + int(np.log(n_clusters))
     indices = np.empty(n_clusters, dtype=np.intp)
-    indices[0] = rng.integers(n_samples)
+    if sample_weight is None:
+        indices[0] = rng.integers(n_samples)
+    else:
+        indices[0] = _draw_proportional(sample_weight, 1, rng)[0]
     closest = _squared_distances(X, X[indices[:1]])[:, 0]
     for step in range(1, n_clusters):
-        potential = closest.sum()
+        masses = closest if sample_weight is None else closest * sample_weight
+        potential = masses.sum()
         if potential <= 0.0:
             # Every point coincides with a centre: fall back to uniform picks.
             candidates = rng.integers(n_samples, size=n_trials)
         else:
-            cumulative = np.cumsum(closest)
+            cumulative = np.cumsum(masses)
             draws = rng.random(n_trials) * potential
             candidates = np.minimum(np.searchsorted(cumulative, draws), n_samples - 1)
         candidate_distances = np.minimum(
             closest[None, :], _squared_distances(X, X[candidates]).T
         )
-        best = int(np.argmin(candidate_distances.sum(axis=1)))
+        if sample_weight is None:
+            best = int(np.argmin(candidate_distances.sum(axis=1)))
+        else:
+            best = int(np.argmin(candidate_distances @ sample_weight))
         indices[step] = candidates[best]
         closest = candidate_distances[best]
     return indices
 
 
-def lloyd(X, centres: np.ndarray, max_iter: int = _LLOYD_MAX_ITER) -> np.ndarray:
+def lloyd(
+    X,
+    centres: np.ndarray,
+    max_iter: int = _LLOYD_MAX_ITER,
+    sample_weight: np.ndarray | None = None,
+) -> np.ndarray:
     """Lloyd's k-means iterations from given centres; returns hard labels.
 
     Parameters
@@ -79,6 +120,8 @@ def lloyd(X, centres: np.ndarray, max_iter: int = _LLOYD_MAX_ITER) -> np.ndarray
     X : ndarray of shape (n_samples, n_features)
     centres : ndarray of shape (n_clusters, n_features)
     max_iter : int
+    sample_weight : ndarray of shape (n_samples,), optional
+        Frequency weights: the centres are weighted means.
 
     Returns
     -------
@@ -86,10 +129,11 @@ def lloyd(X, centres: np.ndarray, max_iter: int = _LLOYD_MAX_ITER) -> np.ndarray
         Cluster label of every point.
     """
     labels = np.argmin(_squared_distances(X, centres), axis=1)
+    weighted_rows = X if sample_weight is None else X * sample_weight[:, None]
     for _ in range(max_iter):
-        counts = np.bincount(labels, minlength=len(centres))
+        counts = np.bincount(labels, weights=sample_weight, minlength=len(centres))
         sums = np.zeros_like(centres)
-        np.add.at(sums, labels, X)
+        np.add.at(sums, labels, weighted_rows)
         occupied = counts > 0
         centres = centres.copy()
         centres[occupied] = sums[occupied] / counts[occupied, None]
@@ -107,7 +151,11 @@ def _one_hot(labels, n_components):
 
 
 def initial_responsibilities(
-    X, n_components: int, method: str, rng: np.random.Generator
+    X,
+    n_components: int,
+    method: str,
+    rng: np.random.Generator,
+    sample_weight: np.ndarray | None = None,
 ) -> np.ndarray:
     """Responsibilities that start EM.
 
@@ -122,6 +170,10 @@ def initial_responsibilities(
         ``"random_from_data"``: random distinct points as seeds, nearest-seed
         assignment.
     rng : numpy.random.Generator
+    sample_weight : ndarray of shape (n_samples,), optional
+        Frequency weights (module notes); rows of weight 0 are never seeds.
+        The responsibilities themselves are per row: the weights enter the
+        M-step that follows.
 
     Returns
     -------
@@ -129,9 +181,9 @@ def initial_responsibilities(
     """
     match method:
         case "k-means++" | "kmeans":
-            centres = X[kmeans_plusplus(X, n_components, rng)]
+            centres = X[kmeans_plusplus(X, n_components, rng, sample_weight)]
             if method == "kmeans":
-                labels = lloyd(X, centres)
+                labels = lloyd(X, centres, sample_weight=sample_weight)
             else:
                 labels = np.argmin(_squared_distances(X, centres), axis=1)
             return _one_hot(labels, n_components)
@@ -139,7 +191,8 @@ def initial_responsibilities(
             responsibilities = rng.random((X.shape[0], n_components))
             return responsibilities / responsibilities.sum(axis=1, keepdims=True)
         case "random_from_data":
-            seeds = rng.choice(X.shape[0], size=n_components, replace=False)
+            probabilities = None if sample_weight is None else sample_weight / sample_weight.sum()
+            seeds = rng.choice(X.shape[0], size=n_components, replace=False, p=probabilities)
             labels = np.argmin(_squared_distances(X, X[seeds]), axis=1)
             return _one_hot(labels, n_components)
     raise ValueError(f"init_params must be one of {INIT_METHODS}, got {method!r}.")

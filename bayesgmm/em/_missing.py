@@ -69,7 +69,7 @@ class MissingnessPatterns(NamedTuple):
 
 
 def missingness_patterns(
-    X: np.ndarray, noise_log_sides: np.ndarray | None = None
+    X: np.ndarray, noise_log_sides: np.ndarray | None = None, *, always: bool = False
 ) -> MissingnessPatterns | None:
     """Group the rows of ``X`` by missingness pattern.
 
@@ -80,12 +80,16 @@ def missingness_patterns(
     noise_log_sides : ndarray of shape (n_features,), optional
         Log side lengths of the noise component's box on the scale of
         ``X``.
+    always : bool, default=False
+        Group complete data too (one pattern) instead of returning None: a
+        chunk of a larger data set with missing values must collect its
+        statistics the same way as the other chunks.
 
     Returns
     -------
     MissingnessPatterns or None
-        ``None`` when no value is missing: complete data take the ordinary
-        EM path.
+        ``None`` when no value is missing (and not ``always``): complete
+        data take the ordinary EM path.
 
     Examples
     --------
@@ -95,7 +99,7 @@ def missingness_patterns(
     ([[True, False], [True, True]], [[0, 2], [1]])
     """
     missing = np.isnan(X)
-    if not missing.any():
+    if not (always or missing.any()):
         return None
     observed, inverse = np.unique(~missing, axis=0, return_inverse=True)
     inverse = inverse.ravel()
