@@ -82,16 +82,13 @@ from bayesgmm._dask import as_dask_rows, is_dask_collection, map_row_chunks
 from bayesgmm.em import _criteria
 from bayesgmm.em._algorithm import (
     DEFAULT_CHUNK_SIZE,
-    EMState,
-    add_noise_component,
     iterate,
     log_prob_and_responsibilities,
     state_covariances,
-    state_from_responsibilities,
 )
 from bayesgmm.em._covariance import CovarianceError, get_family
 from bayesgmm.em._distributed import dask_weights, distributed_problem
-from bayesgmm.em._initialization import INIT_METHODS, initial_responsibilities
+from bayesgmm.em._initialization import INIT_METHODS
 from bayesgmm.em._missing import conditional_expectation, noise_log_sides
 from bayesgmm.em._noise_start import NoiseStart, noise_start
 from bayesgmm.em._problem import FitProblem, FitSettings, counted_rows, in_memory_problem
@@ -105,6 +102,7 @@ from bayesgmm.em._scoring import (
     score_rows,
     standardize,
 )
+from bayesgmm.em._start import initial_state, user_start
 from bayesgmm.noise import NOISE_LABEL, check_noise_settings
 from bayesgmm.sample_weight import check_sample_weight
 
@@ -266,77 +264,6 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
             )
         check_noise_settings(self.noise, self.noise_volume)
 
-    def _user_initial_values(self, n_features, centre, scale):
-        """User-given starting values, moved to the standardised scale."""
-        n_components = self.n_components
-        family = get_family(self.covariance_type)
-        weights = means = precisions_cholesky = None
-        if self.weights_init is not None:
-            weights = np.asarray(self.weights_init, dtype=np.float64)
-            if weights.shape != (n_components,):
-                raise ValueError(
-                    f"weights_init must have shape ({n_components},), got {weights.shape}."
-                )
-            if np.any(weights < 0) or not np.isclose(weights.sum(), 1.0):
-                raise ValueError(
-                    "weights_init must be non-negative and sum to 1, got "
-                    f"sum {weights.sum():.6g}."
-                )
-        if self.means_init is not None:
-            means = np.asarray(self.means_init, dtype=np.float64)
-            if means.shape != (n_components, n_features):
-                raise ValueError(
-                    f"means_init must have shape ({n_components}, {n_features}), "
-                    f"got {means.shape}."
-                )
-            means = (means - centre) / scale
-        if self.precisions_init is not None:
-            precisions = np.asarray(self.precisions_init, dtype=np.float64)
-            expected = {
-                "full": (n_components, n_features, n_features),
-                "tied": (n_features, n_features),
-                "diag": (n_components, n_features),
-                "spherical": (n_components,),
-            }[self.covariance_type]
-            if precisions.shape != expected:
-                raise ValueError(
-                    f"precisions_init must have shape {expected} for "
-                    f"covariance_type={self.covariance_type!r}, got {precisions.shape}."
-                )
-            precisions_cholesky = family.precisions_cholesky_from_precisions(
-                family.rescale_precisions(precisions, 1.0 / scale)
-            )
-        return weights, means, precisions_cholesky
-
-    def _initial_state(self, problem: FitProblem, rng, user_values) -> EMState:
-        Z, weights, start = problem.start_values, problem.start_weight, problem.noise
-        if start is None:
-            return self._initial_gaussian_state(Z, weights, rng, user_values)
-        gaussian = ~start.points
-        state = self._initial_gaussian_state(
-            Z[gaussian], None if weights is None else weights[gaussian], rng, user_values
-        )
-        return add_noise_component(state, start.weight, start.log_density)
-
-    def _initial_gaussian_state(self, Z, weights, rng, user_values) -> EMState:
-        user_weights, means, precisions_cholesky = user_values
-        if all(value is not None for value in user_values):
-            return EMState(user_weights, means, None, precisions_cholesky)
-        responsibilities = initial_responsibilities(
-            Z, self.n_components, self.init_params, rng, weights
-        )
-        state = state_from_responsibilities(
-            Z, responsibilities, self.covariance_type, self.reg_covar, self.chunk_size,
-            sample_weight=weights,
-        )
-        return EMState(
-            state.weights if user_weights is None else user_weights,
-            state.means if means is None else means,
-            state.covariances if precisions_cholesky is None else None,
-            state.precisions_cholesky if precisions_cholesky is None
-            else precisions_cholesky,
-        )
-
     # ------------------------------------------------------------ fitting
     def fit(self, X, y=None, sample_weight=None):
         """Fit the mixture by EM, keeping the best of ``n_init`` runs.
@@ -405,16 +332,15 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         rng = as_generator(self.random_state)
         restarts = rng.spawn(self.n_init)
         problem = self._problem(X, sample_weight, rng)
-        user_values = self._user_initial_values(
-            len(problem.centre), problem.centre, problem.scale
+        user = user_start(
+            self.weights_init, self.means_init, self.precisions_init, self.covariance_type,
+            self.n_components, problem.centre, problem.scale,
         )
         best, failures = None, []
         for init_rng in restarts:
             try:
-                run = iterate(
-                    problem.step, self._initial_state(problem, init_rng, user_values),
-                    tol=self.tol, max_iter=self.max_iter,
-                )
+                start = initial_state(problem, init_rng, user, self._settings(), self.init_params)
+                run = iterate(problem.step, start, tol=self.tol, max_iter=self.max_iter)
             except CovarianceError as error:
                 failures.append(error)
                 continue
