@@ -30,8 +30,8 @@ import xarray as xr
 from bayesgmm._checks import CheckedData, check_workload, check_X
 from bayesgmm._kernel import logp_and_grad, pack_block
 from bayesgmm.em import reference_em
-from bayesgmm.inference import PosteriorSample, SamplerSettings, sample_posterior
-from bayesgmm.likelihood import pointwise_log_likelihood
+from bayesgmm.inference import PosteriorSample, RowAccess, SamplerSettings, sample_posterior
+from bayesgmm.likelihood import log_likelihood_per_draw, pointwise_log_likelihood
 from bayesgmm.noise import NoiseComponent, NoiseRegion, noise_region
 from bayesgmm.parameters import (
     Layout,
@@ -41,7 +41,7 @@ from bayesgmm.parameters import (
     to_data_units,
     unflatten_draws,
 )
-from bayesgmm.posterior import build_datatree
+from bayesgmm.posterior import build_datatree, keeps_pointwise_log_likelihood
 from bayesgmm.priors import GMMPriors, ResolvedPriors
 from bayesgmm.relabel import RelabellingSummary, relabel_draws
 from bayesgmm.sample_weight import check_sample_weight, is_unweighted
@@ -72,6 +72,15 @@ START_NUDGE = 1e-6
 
 PRIOR_REACH = 6.0
 """Prior sds from ``mean_loc`` beyond which an EM mean is pulled in for the start."""
+
+EM_START_ROWS = 100_000
+"""Above this many rows the EM start is fitted to this many rows drawn uniformly
+(without replacement): the start only has to lie in the posterior's basin, and
+every method then uses all rows.  At or below it, EM sees every row."""
+
+RELABEL_ROWS = 20_000
+"""Stephens' relabelling scores the draws on at most this many rows, evenly
+spaced through the data (deterministic); its objective is an average over rows."""
 
 
 class Problem(NamedTuple):
@@ -118,6 +127,38 @@ class Problem(NamedTuple):
         if not self.layout.has_noise:
             return None
         return noise_region(self.data.values, self.noise_volume)
+
+    def pack_rows(self, rows: np.ndarray, weight_scale: float = 1.0) -> np.ndarray:
+        """The compiled density's block for some of the rows, their weights scaled.
+
+        Parameters
+        ----------
+        rows : ndarray of int
+            Row indices (none: the prior alone).
+        weight_scale : float
+            Multiplies each row's frequency weight (1 when unweighted), e.g.
+            ``N / m`` for ``m`` rows drawn uniformly.
+
+        Returns
+        -------
+        ndarray
+            As :attr:`block`, for those rows.
+        """
+        weights = (np.ones(self.data.values.shape[0]) if self.sample_weight is None
+                   else self.sample_weight)[rows] * weight_scale
+        return _pack(self.scaled, self.data.values, self.layout, self.noise_volume,
+                     weights if weight_scale != 1.0 or self.sample_weight is not None
+                     else None, rows)
+
+
+def _pack(scaled: ModelData, values: np.ndarray, layout: Layout, noise_volume: float | None,
+          row_weights: np.ndarray | None, rows=slice(None)) -> np.ndarray:
+    """:func:`bayesgmm._kernel.pack_block` for ``rows`` of the problem's data."""
+    noise_log_sides = model_noise_log_sides(values, scaled.scale, layout.has_noise,
+                                            noise_volume)
+    return pack_block(scaled.values[rows], scaled.resolved, layout.n_components,
+                      layout.covariance_type, layout.noise_log_density, noise_log_sides,
+                      row_weights)
 
 
 def em_start_parameters(
@@ -338,9 +379,11 @@ def prepare_problem(
     scaled = model_scale(data.values, priors, n_components, covariance_type, weights)
     noise_log_density = model_noise_log_density(data.values, scaled.scale, noise, noise_volume)
     layout = Layout(n_components, data.values.shape[1], covariance_type, noise_log_density)
+    em_rows = _em_start_rows(data.values.shape[0], rng)
     start_parameters = within_prior_reach(
-        em_start_parameters(scaled.values, n_components, covariance_type, em_n_init,
-                            int(rng.integers(2**31 - 1)), noise_log_density, weights),
+        em_start_parameters(scaled.values[em_rows], n_components, covariance_type, em_n_init,
+                            int(rng.integers(2**31 - 1)), noise_log_density,
+                            None if weights is None else weights[em_rows]),
         scaled.resolved, covariance_type,
     )
     concentration = scaled.resolved.weight_concentration
@@ -350,14 +393,18 @@ def prepare_problem(
         order = prior_label_order(start_parameters.weights, concentration)
         start_parameters = ModelParameters(*(np.asarray(a)[order] for a in start_parameters[:4]),
                                            start_parameters.noise)
-    block = pack_block(scaled.values, scaled.resolved, n_components, covariance_type,
-                       noise_log_density,
-                       model_noise_log_sides(data.values, scaled.scale, noise, noise_volume),
-                       weights)
+    block = _pack(scaled, data.values, layout, noise_volume if noise else None, weights)
     start = _nudged_start(start_parameters, layout, block, rng)
     em_start = to_data_units(start_parameters, scaled.centre, scaled.scale)
     return Problem(data, scaled, priors, layout, block, start, em_start,
                    noise_volume if noise else None, missing, weights)
+
+
+def _em_start_rows(n_samples: int, rng: np.random.Generator):
+    """All rows, or :data:`EM_START_ROWS` of them drawn uniformly (sorted) above that."""
+    if n_samples <= EM_START_ROWS:
+        return slice(None)
+    return np.sort(rng.choice(n_samples, EM_START_ROWS, replace=False))
 
 
 def _nudged_start(parameters: ModelParameters, layout: Layout, block: np.ndarray,
@@ -405,8 +452,9 @@ def sample_problem(
                            problem.noise_volume, noise=layout.has_noise,
                            missing=problem.missing, sample_weight=problem.sample_weight)
 
+    rows = RowAccess(problem.scaled.values, problem.sample_weight, problem.pack_rows)
     return sample_posterior(settings, block=problem.block, start=problem.start,
-                            layout=problem.layout, model_factory=pymc_model, rng=rng)
+                            layout=problem.layout, model_factory=pymc_model, rng=rng, rows=rows)
 
 
 def relabel_sample(
@@ -415,7 +463,8 @@ def relabel_sample(
     """Draws in data units, relabelled against the EM start.
 
     Labels are permuted only within :func:`exchangeable_groups` of the
-    resolved weight concentration.
+    resolved weight concentration.  Stephens' algorithm sees at most
+    :data:`RELABEL_ROWS` rows.
 
     Parameters
     ----------
@@ -435,8 +484,10 @@ def relabel_sample(
     if draws.noise is not None:
         draws = draws._replace(noise=draws.noise._replace(box=problem.noise_box))
     groups = exchangeable_groups(scaled.resolved.weight_concentration)
-    flat, result = relabel_draws(problem.data.values, flatten_draws(draws), problem.em_start,
-                                 method, groups)
+    values = problem.data.values
+    if values.shape[0] > RELABEL_ROWS:
+        values = values[np.linspace(0, values.shape[0] - 1, RELABEL_ROWS).astype(int)]
+    flat, result = relabel_draws(values, flatten_draws(draws), problem.em_start, method, groups)
     return unflatten_draws(flat, draws.weights.shape[0]), result.summary
 
 
@@ -446,7 +497,13 @@ def assemble_datatree(
     sample: PosteriorSample,
     attrs: dict[str, Any],
 ) -> xr.DataTree:
-    """The fitted model's DataTree, with the pointwise log-likelihood.
+    """The fitted model's DataTree, with the log-likelihood the budget allows.
+
+    The per-draw total ``sum_i w_i log p(x_i | theta_s)`` is always kept; the
+    pointwise ``(chain, draw, obs)`` matrix only within
+    :data:`~bayesgmm._checks.LOG_LIKELIHOOD_BUDGET` values (beyond it the
+    total is streamed over blocks of rows and no matrix is built).  A
+    weighted problem stores its weights.
 
     Parameters
     ----------
@@ -465,11 +522,19 @@ def assemble_datatree(
     """
     chains, n_draws = relabelled.weights.shape[:2]
     values = problem.data.values
-    log_lik = pointwise_log_likelihood(values, flatten_draws(relabelled))
+    weights = problem.sample_weight
+    flat = flatten_draws(relabelled)
+    log_lik = total = None
+    if keeps_pointwise_log_likelihood(chains * n_draws, values.shape[0]):
+        log_lik = pointwise_log_likelihood(values, flat).reshape(chains, n_draws, -1)
+    else:
+        total = log_likelihood_per_draw(values, flat, weights).reshape(chains, n_draws)
     return build_datatree(
         relabelled,
         sample_stats=sample.sample_stats,
-        log_likelihood=log_lik.reshape(chains, n_draws, -1),
+        log_likelihood=log_lik,
+        total_log_likelihood=total,
+        sample_weight=weights,
         observed=values,
         feature_names=problem.data.feature_names,
         attrs=attrs,
