@@ -67,6 +67,7 @@ import math
 import warnings
 
 import numpy as np
+import pandas as pd
 from sklearn.base import BaseEstimator, DensityMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted, validate_data
@@ -312,7 +313,9 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
     def _problem(self, X, sample_weight, rng) -> FitProblem:
         settings = self._settings()
         if is_dask_collection(X):
-            validate_data(self, X, skip_check_array=True, reset=True)
+            # A Dask DataFrame's columns, as an empty pandas frame sklearn reads names from.
+            columns = pd.DataFrame(columns=X.columns) if hasattr(X, "columns") else X
+            validate_data(self, columns, skip_check_array=True, reset=True)
             names = [str(name) for name in getattr(self, "feature_names_in_", range(X.shape[1]))]
             return distributed_problem(X, sample_weight, settings, rng.spawn(1)[0], names)
         if is_dask_collection(sample_weight):
