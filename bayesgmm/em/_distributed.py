@@ -135,7 +135,7 @@ def dask_weights(sample_weight, values) -> Any:
 
     Parameters
     ----------
-    sample_weight : array-like or dask.array.Array of shape (n_samples,), or None
+    sample_weight : array-like, dask.array.Array or dask Series of shape (n_samples,), or None
         A numpy-like one is checked now
         (:func:`bayesgmm.sample_weight.check_sample_weight`); a Dask one is
         checked chunk by chunk in the first pass of the fit.
@@ -149,6 +149,8 @@ def dask_weights(sample_weight, values) -> Any:
         return None
     da = require_dask()
     n_samples = values.shape[0]
+    if hasattr(sample_weight, "to_dask_array"):  # a Dask Series: its partitions become chunks
+        sample_weight = sample_weight.to_dask_array(lengths=True)
     if not isinstance(sample_weight, da.Array):
         weights = check_sample_weight(sample_weight, n_samples)
         return da.from_array(weights, chunks=(values.chunks[0],))
@@ -384,7 +386,8 @@ def distributed_em_step(
     Parameters
     ----------
     rows : DaskRows
-        Standardised, persisted.
+        Standardised and persisted; holding them keeps the persisted chunks
+        alive on the workers.
     state : EMState
     covariance_type : str
     reg_covar : float

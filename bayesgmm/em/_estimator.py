@@ -541,7 +541,9 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Every row needs at least one observed value.
+            Every row needs at least one observed value.  In memory: for a
+            Dask array chunked by rows, ``X.map_blocks(em.impute)`` imputes
+            chunk by chunk.
 
         Returns
         -------
@@ -549,6 +551,11 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
             ``X`` with its observed values unchanged and its missing ones
             filled in.
         """
+        if is_dask_collection(X):
+            raise TypeError(
+                "impute takes in-memory rows; for a Dask array chunked by rows only, impute "
+                "chunk by chunk with X.map_blocks(em.impute, dtype=float)."
+            )
         values = self._checked(X, "marginalize")
         Z = standardize(values, self._fitted)
         patterns = row_patterns(Z, self._fitted)

@@ -151,6 +151,9 @@ def test_dataframe_input_keeps_the_feature_names(synchronous, data):
     memory = GaussianMixtureEM(3, random_state=0).fit(frame)
     assert list(spread.feature_names_in_) == list("abcde")
     assert_same_fit(spread, memory, rtol=1e-9)
+    weighted = GaussianMixtureEM(3, random_state=0).fit(lazy, sample_weight=lazy["a"].abs())
+    assert_same_fit(weighted, GaussianMixtureEM(3, random_state=0).fit(
+        frame, sample_weight=frame["a"].abs()), rtol=1e-9)
     # Columns are matched by name: an extra column and another order are fine.
     shuffled = lazy.assign(extra=1.0)[["extra", "e", "d", "c", "b", "a"]]
     np.testing.assert_array_equal(spread.predict(shuffled).compute(), memory.predict(frame))
@@ -212,6 +215,16 @@ def test_constant_column_is_refused(synchronous, data):
     X[:, 1] = 3.0
     with pytest.raises(ValueError, match="column '1' is constant"):
         GaussianMixtureEM(2).fit(da.from_array(X, chunks=(500, -1)))
+
+
+def test_impute_of_dask_rows_goes_chunk_by_chunk(synchronous, data):
+    X = data[:1_000].copy()
+    X[::7, 3] = np.nan
+    em = GaussianMixtureEM(3, random_state=0).fit(data[:1_000])
+    rows = da.from_array(X, chunks=(250, -1))
+    with pytest.raises(TypeError, match=r"X.map_blocks\(em.impute"):
+        em.impute(rows)
+    np.testing.assert_array_equal(rows.map_blocks(em.impute, dtype=float).compute(), em.impute(X))
 
 
 def test_dask_weights_need_dask_rows(data):
