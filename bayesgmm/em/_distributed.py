@@ -13,11 +13,12 @@ the threaded scheduler, or the synchronous one.
 
 Decisions:
 
-* **Data in worker memory.**  EM reads the data about a hundred times, so
-  the fit persists it once, standardised (``dask.persist``): the cluster
-  must hold the rows (float64) once, and spills to disk beyond that.  Its
-  graph (a Parquet read, a DataFrame conversion) runs once, not per
-  iteration.
+* **Data in worker memory.**  EM reads the data tens of times, so the fit
+  persists the standardised rows (``dask.persist``) and every iteration reads
+  them from worker memory: the cluster must hold the rows (float64) once,
+  twice while the raw rows are standardised, and spills to disk beyond
+  that.  The input's graph (a Parquet read, a DataFrame conversion) runs
+  once, not per iteration.
 * **Standardisation.**  The bulk rule of :func:`bayesgmm.scaling.standardization`
   (mean and sd of each column inside its far-out fences, weighted as in
   :mod:`bayesgmm.em._standardization`) with the fences taken from the
@@ -440,9 +441,10 @@ def distributed_problem(
 ) -> FitProblem:
     """The problem of a fit on a Dask array or DataFrame (module notes).
 
-    Three passes over the data before EM: persisting it, checking and
-    summarising it (with the start sample gathered), and the bulk sums of
-    the standardisation.
+    Four computes before EM: persisting the rows, checking and summarising
+    them (gathering the start sample), the bulk sums of the standardisation,
+    and persisting the standardised rows (the raw copy is released when this
+    returns, unless the caller holds it).
 
     Parameters
     ----------

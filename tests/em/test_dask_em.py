@@ -124,8 +124,11 @@ def test_noise_and_missing_values_on_dask(synchronous, data, settings):
     spread = GaussianMixtureEM(4, **em).fit(da.from_array(X, chunks=(1_100, -1)))
     assert_same_fit(spread, memory)
     assert spread.noise_log_volume_ == memory.noise_log_volume_
-    np.testing.assert_allclose(spread.score_samples(da.from_array(X, chunks=1_000)).compute(),
-                               memory.score_samples(X), rtol=1e-12)
+    rows = da.from_array(X, chunks=1_000)
+    np.testing.assert_allclose(spread.score_samples(rows).compute(), memory.score_samples(X),
+                               rtol=1e-12)
+    np.testing.assert_array_equal(spread.predict(rows).compute(), memory.predict(X))
+    assert spread.predict_proba(rows).shape == memory.predict_proba(X).shape
 
 
 def test_far_component_is_centred_on_dask_too(synchronous):
@@ -225,6 +228,12 @@ def test_impute_of_dask_rows_goes_chunk_by_chunk(synchronous, data):
     with pytest.raises(TypeError, match=r"X.map_blocks\(em.impute"):
         em.impute(rows)
     np.testing.assert_array_equal(rows.map_blocks(em.impute, dtype=float).compute(), em.impute(X))
+
+
+def test_predicting_on_other_columns_is_refused(data):
+    em = GaussianMixtureEM(2, random_state=0).fit(data[:500])
+    with pytest.raises(ValueError, match="X has 4 features, but the model is expecting 5"):
+        em.predict(da.from_array(data[:100, :4], chunks=50))
 
 
 def test_dask_weights_need_dask_rows(data):
