@@ -16,7 +16,8 @@ finds that Gaussian with the compiled density, cheaply:
 2. **The curvature, from a subsample.**  The Hessian is a sum over rows, so
    ``m = HESSIAN_ROWS`` rows drawn uniformly and weighted ``N / m`` give it
    to ``O(1 / sqrt(m))`` relative (0.3% at ``m = 1e5``); it is computed by
-   central differences of the gradient.  The *mode* is never taken from a
+   central differences of the gradient at the start, and again at the mode
+   only when that lies more than :data:`RECOMPUTE_AFTER_SDS` away.  The *mode* is never taken from a
    subsample: there the error would be ``sqrt(N / m)`` posterior sds.
 3. **The check.**  ``IMPORTANCE_DRAWS`` draws from the Gaussian, the
    full-data log density at each, and Pareto k-hat of the importance ratios
@@ -61,6 +62,11 @@ NEWTON_TOL = 1e-10
 """Stop when the Newton decrement ``g^T H^-1 g / 2`` (nats) falls below this."""
 
 MAX_NEWTON_STEPS = 50
+
+RECOMPUTE_AFTER_SDS = 3.0
+"""The curvature is recomputed at the mode when Newton moved further than this
+(in posterior sds) from the start.  Closer, the Hessian changes by about
+``distance / sqrt(N)`` relative, below the subsample's own error."""
 
 N_THREADS = 2
 """Threads for the full-data gradient: the kernel releases the GIL."""
@@ -152,6 +158,11 @@ def _precision_factor(hessian: np.ndarray) -> np.ndarray:
             "probably empty or K is too large for these data. Use fewer components, or "
             "method='nuts'."
         ) from None
+
+
+def _distance_in_sds(precision_cholesky: np.ndarray, step: np.ndarray) -> float:
+    """``sqrt(step^T P step)``: the length of ``step`` in posterior sds, P = factor factor^T."""
+    return float(np.linalg.norm(precision_cholesky.T @ step))
 
 
 def newton_mode(density, precision_cholesky: np.ndarray, start: np.ndarray,
@@ -265,7 +276,8 @@ def fit_laplace(start: np.ndarray, pack_rows, n_samples: int, rng: np.random.Gen
         hessian_rows = min(n_samples, HESSIAN_ROWS)
         factor = _precision_factor(finite_difference_hessian(curvature, start))
         mode, n_steps = newton_mode(density, factor, start)
-        factor = _precision_factor(finite_difference_hessian(curvature, mode))
+        if _distance_in_sds(factor, mode - start) > RECOMPUTE_AFTER_SDS:
+            factor = _precision_factor(finite_difference_hessian(curvature, mode))
         covariance_cholesky = np.linalg.inv(factor).T  # (P P^T)^-1 = P^-T P^-1
         covariance_cholesky = np.linalg.cholesky(covariance_cholesky @ covariance_cholesky.T)
         draws = mode + rng.standard_normal((IMPORTANCE_DRAWS, mode.shape[0])) @ \
