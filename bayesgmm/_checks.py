@@ -56,6 +56,8 @@ __all__ = [
     "check_number",
     "check_workload",
     "MEMORY_SHARE",
+    "LOG_LIKELIHOOD_BUDGET",
+    "keeps_pointwise_log_likelihood",
     "parameters_per_component",
     "data_fingerprint",
     "match_features",
@@ -531,6 +533,33 @@ _FALLBACK_MEMORY = 8 * 2**30
 """Physical memory assumed where the operating system does not report it."""
 
 
+LOG_LIKELIHOOD_BUDGET = 2**22
+"""Most pointwise log-likelihood values (draws x rows, float64) a fitted model keeps.
+
+A fit whose ``chains * draws * n_samples`` exceeds it keeps no
+``log_likelihood`` group: LOO, WAIC, anomaly scores and diagnostics stream
+the log-likelihood from the draws in blocks of observations instead (exact;
+see :mod:`bayesgmm.loo`).  2**22 values are 32 MiB, held in memory, written
+to the model file and read back on load: small against the ~15 MB a default
+fit at 1e5 rows otherwise stores (data and draws), and above every small data
+set's matrix (Old Faithful's 4 x 1000 draws x 272 rows is 1.1e6 values), so
+those keep the group that ArviZ's own functions (``az.loo``, ``az.compare``)
+read.  Beyond it the matrix grows with the data (1e5 rows: 3.2 GB) and is
+never built whole.
+"""
+
+
+def keeps_pointwise_log_likelihood(n_draws: int, n_samples: int) -> bool:
+    """Whether a fit with ``n_draws`` draws in all and ``n_samples`` rows keeps the matrix.
+
+    Examples
+    --------
+    >>> keeps_pointwise_log_likelihood(4000, 272), keeps_pointwise_log_likelihood(4000, 10**5)
+    (True, False)
+    """
+    return n_draws * n_samples <= LOG_LIKELIHOOD_BUDGET
+
+
 def _physical_memory() -> int:
     """Bytes of physical memory, or :data:`_FALLBACK_MEMORY` where unknown (e.g. Windows)."""
     try:
@@ -577,8 +606,10 @@ def _check_draws_memory(n_samples: int, n_features: int, n_components: int, draw
     """Refuse draws whose kept values would not fit in :data:`MEMORY_SHARE` of memory."""
     # Kept per draw: weights, means, scales, then correlations, covariances and
     # correlation Cholesky factors (dense even for diag), and the pointwise
-    # log-likelihood of every row.
-    per_draw = n_components * (1 + 2 * n_features + 3 * n_features**2) + n_samples
+    # log-likelihood of every row only when the model keeps it (at most
+    # LOG_LIKELIHOOD_BUDGET values in all; beyond it nothing grows with rows).
+    kept_rows = n_samples if keeps_pointwise_log_likelihood(chains * draws, n_samples) else 0
+    per_draw = n_components * (1 + 2 * n_features + 3 * n_features**2) + kept_rows
     needed = chains * draws * per_draw * 8
     physical = _physical_memory()
     allowed = MEMORY_SHARE * physical
@@ -586,10 +617,12 @@ def _check_draws_memory(n_samples: int, n_features: int, n_components: int, draw
         return
     most = int(allowed // (chains * per_draw * 8))
     remedy = (f"Lower draws to at most {most} per chain (the default, 1000, is usually "
-              "plenty), or use fewer chains" if most else "Use fewer rows or columns")
+              "plenty), or use fewer chains" if most else
+              "Use fewer columns" + (" or rows" if kept_rows else ""))
     raise ValueError(
         f"draws={draws} with chains={chains} would keep {chains * draws} posterior draws of "
-        f"{per_draw} numbers each (parameters and the log-likelihood of {n_samples} rows): "
+        f"{per_draw} numbers each (parameters"
+        f"{f' and the log-likelihood of {kept_rows} rows' if kept_rows else ''}): "
         f"about {needed / 2**30:.3g} GiB, more than {MEMORY_SHARE:.0%} of this machine's "
         f"{physical / 2**30:.3g} GiB of memory. {remedy}."
     )
@@ -605,9 +638,9 @@ def check_workload(n_samples: int, n_features: int, n_components: int, *, draws:
       (:func:`parameters_per_component`) as ``X`` has rows: beyond that even
       one component holding every row is not identified by the data, and
       the sampler crawls through a huge posterior;
-    * the draws kept by the fitted model (every parameter and the pointwise
-      log-likelihood, 8 bytes each) must fit in :data:`MEMORY_SHARE` of
-      physical memory.
+    * the draws kept by the fitted model (every parameter, and the pointwise
+      log-likelihood when it stays within :data:`LOG_LIKELIHOOD_BUDGET`; 8
+      bytes each) must fit in :data:`MEMORY_SHARE` of physical memory.
 
     Parameters
     ----------

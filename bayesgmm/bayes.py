@@ -15,7 +15,6 @@ import warnings
 from contextlib import contextmanager
 from typing import Any
 
-import arviz as az
 import numpy as np
 import pandas as pd
 import xarray as xr
@@ -31,9 +30,17 @@ from bayesgmm._checks import (
     match_features,
     warn_improper_ties,
 )
+from bayesgmm._dask import is_dask_collection
+from bayesgmm._dask_scoring import (
+    dask_density,
+    dask_labels,
+    dask_mean_membership,
+    dask_membership,
+)
 from bayesgmm._version import __version__
-from bayesgmm.density import loo_predictive_density, predictive_density
-from bayesgmm.diagnostics import Diagnostics, diagnose_advi, diagnose_nuts
+from bayesgmm.advi import ADVI_METHODS
+from bayesgmm.density import predictive_density
+from bayesgmm.diagnostics import Diagnostics, diagnose_advi, diagnose_laplace, diagnose_nuts
 from bayesgmm.fitting import (
     Problem,
     assemble_datatree,
@@ -42,19 +49,26 @@ from bayesgmm.fitting import (
     sample_problem,
 )
 from bayesgmm.imputation import predictive_imputation
-from bayesgmm.inference import ENGINES, METHODS, SamplerSettings
+from bayesgmm.inference import ENGINES, METHODS, NUTS_METHODS, SamplerSettings, resolve_method
 from bayesgmm.io import ModelFileError, check_model_tree, load_datatree, save_datatree
-from bayesgmm.loo import reported_arviz_warnings
+from bayesgmm.likelihood import thin_draws
+from bayesgmm.loo import pointwise_loo
 from bayesgmm.membership import (
     coclustering_matrix,
-    labels_from,
     mean_membership,
     membership_arrays,
+    membership_dataset,
+    most_probable_labels,
     occupied_component_counts,
 )
 from bayesgmm.noise import check_noise_settings
 from bayesgmm.parameters import ModelParameters, flatten_draws, unflatten_draws
-from bayesgmm.posterior import NOISE_WEIGHT, OBSERVED, parameters_from_posterior
+from bayesgmm.posterior import (
+    NOISE_WEIGHT,
+    OBSERVED,
+    parameters_from_posterior,
+    total_log_likelihood,
+)
 from bayesgmm.priors import PROPER_WITH_TIES, GMMPriors
 from bayesgmm.relabel import RELABEL_METHODS, RelabellingSummary
 from bayesgmm.scaling import COVARIANCE_TYPES
@@ -136,7 +150,15 @@ class BayesianGMM(BaseEstimator):
         box's marginal ``1 / V_obs`` over its observed coordinates.  Rows or
         columns with every value missing are refused.  Data without NaN give
         the same fit bit for bit under either setting.
-    method : {"nuts", "advi", "fullrank_advi"}, default="nuts"
+    method : {"auto", "nuts", "advi", "fullrank_advi", "laplace", "coreset_nuts"}, default="auto"
+        ``"auto"``: NUTS below :data:`bayesgmm.inference.LARGE_N` rows
+        (50,000), the Laplace approximation at the posterior mode
+        (:mod:`bayesgmm.laplace`) from there on; ``idata_.attrs["method"]``
+        records the method that ran and :meth:`diagnose` its check (R-hat
+        and friends for NUTS, Pareto k-hat for Laplace and ADVI).  Any
+        method can be forced.  ``"coreset_nuts"``: NUTS on a weighted
+        lightweight coreset (:mod:`bayesgmm.coreset`; measured, not the
+        default: see ``reports/benchmarks/scale.md``).
     engine : {"nutpie", "pymc"}, default="nutpie"
         ``"nutpie"`` uses bayesgmm's compiled density (nutpie's NUTS, or
         bayesgmm's ADVI); ``"pymc"`` samples the PyMC model with ``pm.sample``
@@ -196,7 +218,7 @@ class BayesianGMM(BaseEstimator):
         noise: bool = False,
         noise_volume: float | None = None,
         missing: str = "reject",
-        method: str = "nuts",
+        method: str = "auto",
         engine: str = "nutpie",
         draws: int = 1000,
         tune: int = 1000,
@@ -281,7 +303,8 @@ class BayesianGMM(BaseEstimator):
     def _settings(self) -> SamplerSettings:
         return SamplerSettings(
             method=self.method, engine=self.engine, draws=int(self.draws),
-            tune=int(self.tune), chains=int(self.chains) if self.method == "nuts" else 1,
+            tune=int(self.tune),
+            chains=int(self.chains) if self.method in ("auto", *NUTS_METHODS) else 1,
             cores=self.cores, target_accept=float(self.target_accept),
             advi_iterations=int(self.advi_iterations), progressbar=bool(self.progressbar),
         )
@@ -312,11 +335,15 @@ class BayesianGMM(BaseEstimator):
             noise=bool(self.noise), noise_volume=self.noise_volume, missing=self.missing,
             sample_weight=sample_weight,
         )
+        settings = resolve_method(settings, problem.data.values.shape[0])
         warn_improper_ties(problem.data.values, problem.data.feature_names,
                            priors.scale_prior, PROPER_WITH_TIES)
         sample = sample_problem(problem, settings, rng)
-        relabelled, relabelling = relabel_sample(problem, sample, self.relabel)
-        attrs = {**self._provenance(problem, sample.elapsed), "relabelling": relabelling.to_json()}
+        # One Gaussian around one mode cannot switch labels: the pivot suffices.
+        relabel = "pivot" if settings.method == "laplace" else self.relabel
+        relabelled, relabelling = relabel_sample(problem, sample, relabel)
+        attrs = {**self._provenance(problem, sample.elapsed, settings.method),
+                 "relabelling": relabelling.to_json()}
         tree = assemble_datatree(problem, relabelled, sample, attrs)
         # Fitted attributes are set together, only once everything succeeded.
         self._set_fitted(tree, flatten_draws(relabelled), priors, relabelling)
@@ -341,13 +368,13 @@ class BayesianGMM(BaseEstimator):
         self._parameters = flat
         self.diagnostics_ = self.diagnose()
 
-    def _provenance(self, problem: Problem, elapsed: float) -> dict[str, Any]:
+    def _provenance(self, problem: Problem, elapsed: float, method: str) -> dict[str, Any]:
         return {
             "bayesgmm_version": __version__,
             "priors": problem.priors.to_json(),
             "n_components": int(self.n_components),
             "covariance_type": self.covariance_type,
-            "method": self.method,
+            "method": method,
             "engine": self.engine,
             "random_state": repr(self.random_state) if not isinstance(
                 self.random_state, (int, np.integer)) else int(self.random_state),
@@ -372,13 +399,31 @@ class BayesianGMM(BaseEstimator):
         self._check_fitted()
         return match_features(X, self.feature_names_in_, missing=missing or self.missing)
 
+    def _draws(self, max_draws: int | None) -> ModelParameters:
+        """The draws to score from: all, or ``max_draws`` evenly spaced ones (thin_draws)."""
+        self._check_fitted()
+        return thin_draws(self._parameters, max_draws)
+
+    def _score(self, X, max_draws: int | None, score, dask_score, **options):
+        """``score`` of checked rows, or ``dask_score``'s lazy result for Dask input."""
+        parameters = self._draws(max_draws)
+        if is_dask_collection(X):
+            return dask_score(X, parameters, self.feature_names_in_, self.missing, **options)
+        return score(self._new_data(X), parameters, **options)
+
     # ------------------------------------------------------------ membership
-    def membership_summary(self, X) -> xr.Dataset:
+    def membership_summary(self, X, *, max_draws: int | None = None) -> xr.Dataset:
         """Per-point membership probabilities with intervals and uncertainty split.
 
         Parameters
         ----------
         X : array-like or DataFrame of shape (n_samples, n_features)
+            Or a ``dask.array.Array`` / ``dask.dataframe.DataFrame``: the
+            result is then lazy (its variables are Dask arrays, computed
+            chunk by chunk, the draws sent to the workers once).
+        max_draws : int, optional
+            Score from this many evenly spaced posterior draws
+            (:func:`bayesgmm.likelihood.thin_draws`); None uses every draw.
 
         Returns
         -------
@@ -389,52 +434,38 @@ class BayesianGMM(BaseEstimator):
             (obs).  With a noise component also ``p_noise``,
             ``p_noise_lower``, ``p_noise_upper`` (obs), and ``label`` is -1
             where the noise is the most probable.  See
-            :mod:`bayesgmm.membership`.
+            :mod:`bayesgmm.membership`; memory is ``O(draws x block +
+            n_samples x n_components)``.
         """
-        values = self._new_data(X)
-        arrays = membership_arrays(values, self._parameters, self.interval)
-        by_component = ("obs", "component")
-        k = self.n_components
-        noise = {}
-        if self._parameters.noise is not None:
-            noise = {f"p_noise{suffix}": ("obs", getattr(arrays, f"prob{suffix}")[:, k])
-                     for suffix in ("", "_lower", "_upper")}
-        dataset = xr.Dataset(
-            {
-                "prob": (by_component, arrays.prob[:, :k]),
-                "prob_lower": (by_component, arrays.prob_lower[:, :k]),
-                "prob_upper": (by_component, arrays.prob_upper[:, :k]),
-                **noise,
-                "entropy": ("obs", arrays.entropy),
-                "expected_entropy": ("obs", arrays.expected_entropy),
-                "mutual_information": ("obs", arrays.mutual_information),
-                "label": ("obs", arrays.label),
-                "confidence": ("obs", arrays.confidence),
-            },
-            coords={"obs": np.arange(values.shape[0]),
-                    "component": np.arange(self.n_components)},
-        )
-        dataset.attrs["interval"] = self.interval
-        return dataset
+        arrays = self._score(X, max_draws, membership_arrays, dask_membership,
+                             interval=self.interval)
+        return membership_dataset(arrays, self.n_components, self.interval)
 
-    def predict_proba(self, X) -> np.ndarray:
+    def predict_proba(self, X, *, max_draws: int | None = None) -> np.ndarray:
         """Posterior-mean membership probabilities, shape (n_samples, n_components).
 
         With a noise component: ``n_components + 1`` columns, the noise last.
+        Dask input gives a lazy Dask array; ``max_draws`` as in
+        :meth:`membership_summary`.
         """
-        return mean_membership(self._new_data(X), self._parameters)
+        return self._score(X, max_draws, mean_membership, dask_mean_membership)
 
-    def predict(self, X) -> np.ndarray:
+    def predict(self, X, *, max_draws: int | None = None) -> np.ndarray:
         """Most probable component of every point (posterior-mean membership).
 
         ``-1`` (:data:`bayesgmm.noise.NOISE_LABEL`) where a noise component
-        is the most probable.
+        is the most probable.  Dask input gives a lazy Dask array;
+        ``max_draws`` as in :meth:`membership_summary`.
         """
-        return labels_from(self.predict_proba(X), self._parameters)
+        return self._score(X, max_draws, most_probable_labels, dask_labels)
 
-    def coclustering(self, X) -> np.ndarray:
-        """Posterior probability that two points share a component, (n, n)."""
-        return coclustering_matrix(self._new_data(X), self._parameters)
+    def coclustering(self, X, *, max_draws: int | None = None) -> np.ndarray:
+        """Posterior probability that two points share a component, (n, n).
+
+        ``max_draws`` as in :meth:`membership_summary` (the cost is
+        ``draws x n^2``).
+        """
+        return coclustering_matrix(self._new_data(X), self._draws(max_draws))
 
     def occupied_components(self, X=None, random_state=None) -> pd.Series:
         """Posterior distribution of the number of non-empty components.
@@ -472,11 +503,16 @@ class BayesianGMM(BaseEstimator):
         )
 
     # ------------------------------------------------------------ density
-    def score_samples(self, X) -> np.ndarray:
-        """Posterior-predictive log density of every point (log-mean-exp over draws)."""
-        return predictive_density(self._new_data(X), self._parameters, interval=None).log_density
+    def score_samples(self, X, *, max_draws: int | None = None) -> np.ndarray:
+        """Posterior-predictive log density of every point (log-mean-exp over draws).
 
-    def anomaly_scores(self, X=None) -> xr.Dataset:
+        Dask input gives a lazy Dask array; ``max_draws`` as in
+        :meth:`membership_summary`.
+        """
+        return self._score(X, max_draws, predictive_density, dask_density,
+                           interval=None).log_density
+
+    def anomaly_scores(self, X=None, *, max_draws: int | None = None) -> xr.Dataset:
         """Anomaly score ``-log p(x | data)`` with an interval over draws.
 
         Parameters
@@ -485,7 +521,13 @@ class BayesianGMM(BaseEstimator):
             New points.  Without ``X`` the training points are scored
             out of sample: by their leave-one-out predictive density
             (PSIS-LOO, :func:`bayesgmm.density.loo_predictive_density`), so
-            a component fitted to an outlier cannot hide it.
+            a component fitted to an outlier cannot hide it; streamed over
+            blocks of points, so it works whether or not the model kept its
+            pointwise log-likelihood.  Dask input gives a lazy Dataset.
+        max_draws : int, optional
+            Score from this many evenly spaced posterior draws (for the
+            training data: the same number from each chain); None uses
+            every draw.
 
         Returns
         -------
@@ -497,7 +539,8 @@ class BayesianGMM(BaseEstimator):
             coordinates, which is not on the same scale as a complete row's:
             rank rows against others with the same missing columns.
         """
-        density = self.density_summary(X) if X is not None else self._loo_density()
+        density = (self.density_summary(X, max_draws=max_draws) if X is not None
+                   else self._loo_density(max_draws))
         scores = xr.Dataset(
             {
                 "score": -density["log_density"],
@@ -508,24 +551,24 @@ class BayesianGMM(BaseEstimator):
         )
         return scores.assign(pareto_k=density["pareto_k"]) if X is None else scores
 
-    def _loo_density(self) -> xr.Dataset:
-        tree = self.idata_
-        with reported_arviz_warnings():  # the k-hat of each point is returned with it
-            loo = az.loo(tree, var_name=OBSERVED, pointwise=True)
-        n_obs = tree.observed_data.sizes["obs"]
-        log_lik = tree.log_likelihood[OBSERVED].values.reshape(-1, n_obs)
-        log_weights = loo.log_weights.transpose("chain", "draw", "obs").values.reshape(-1, n_obs)
-        density = loo_predictive_density(log_lik, log_weights, self.interval)
+    def _loo_density(self, max_draws: int | None = None) -> xr.Dataset:
+        self._check_fitted()
+        loo = pointwise_loo(self, interval=self.interval, max_draws=max_draws)
         return xr.Dataset(
-            {**{name: ("obs", value) for name, value in density._asdict().items()},
-             "pareto_k": ("obs", np.asarray(loo.pareto_k).ravel())},
-            coords={"obs": np.arange(n_obs)},
+            {"log_density": ("obs", loo.elpd), "lower": ("obs", loo.lower),
+             "upper": ("obs", loo.upper), "pareto_k": ("obs", loo.pareto_k)},
+            coords={"obs": np.arange(loo.elpd.shape[0])},
             attrs={"interval": self.interval, "method": "psis-loo"},
         )
 
-    def density_summary(self, X) -> xr.Dataset:
-        """Predictive log density with its credible band (``log_density``, ``lower``, ``upper``)."""
-        density = predictive_density(self._new_data(X), self._parameters, self.interval)
+    def density_summary(self, X, *, max_draws: int | None = None) -> xr.Dataset:
+        """Predictive log density with its credible band (``log_density``, ``lower``, ``upper``).
+
+        Dask input gives a lazy Dataset; ``max_draws`` as in
+        :meth:`membership_summary`.
+        """
+        density = self._score(X, max_draws, predictive_density, dask_density,
+                              interval=self.interval)
         return xr.Dataset(
             {name: ("obs", value) for name, value in density._asdict().items()},
             coords={"obs": np.arange(density.log_density.shape[0])},
@@ -577,8 +620,10 @@ class BayesianGMM(BaseEstimator):
         """Convergence diagnostics on the relabelled draws (see :mod:`bayesgmm.diagnostics`)."""
         self._check_fitted()
         tree = self.idata_
-        total = tree.log_likelihood[OBSERVED].values.sum(axis=-1)
-        if tree.attrs["method"] == "nuts":
+        total = total_log_likelihood(tree)
+        if tree.attrs["method"] == "laplace":
+            return diagnose_laplace(tree["laplace"]["log_ratio"].values)
+        if tree.attrs["method"] in ("nuts", "coreset_nuts"):
             return diagnose_nuts(
                 unflatten_draws(self._parameters, total.shape[0]),
                 tree.sample_stats.to_dataset(), total, tree.attrs["covariance_type"],
@@ -684,10 +729,13 @@ def _check_settings_match_arrays(model: BayesianGMM, tree: xr.DataTree) -> None:
     n_stored = posterior.sizes["component"]
     problems = [f"n_components={model.n_components} but the posterior has {n_stored} components"
                 ] if model.n_components != n_stored else []
+    # method="auto" is stored as set and recorded as the method it resolved to.
+    expected = {"n_components": model.n_components, "covariance_type": model.covariance_type,
+                "method": resolve_method(model._settings(),
+                                         tree.observed_data.sizes["obs"]).method}
     problems += [
         f"{name}={getattr(model, name)!r} in its settings but {attrs.get(name)!r} in its "
-        "attributes" for name in ("n_components", "covariance_type", "method")
-        if attrs.get(name) != getattr(model, name)
+        "attributes" for name, value in expected.items() if attrs.get(name) != value
     ]
     if "data_sha256" not in attrs:
         problems.append("it records no data_sha256")
@@ -704,8 +752,9 @@ def _check_settings_match_arrays(model: BayesianGMM, tree: xr.DataTree) -> None:
         for name, axis, check in _SHARED_VALUES.get(model.covariance_type, ())
         if not check(posterior[name].values)
     ]
-    if model.method != "nuts" and "vi_trace" not in tree.children:
-        problems.append(f"method={model.method!r} but the file has no vi_trace group")
+    method = tree.attrs.get("method", model.method)
+    if method in ADVI_METHODS and "vi_trace" not in tree.children:
+        problems.append(f"method={method!r} but the file has no vi_trace group")
     if problems:
         raise ModelFileError(
             f"the model file's settings contradict its arrays: {problems[0]}. Re-fit or "

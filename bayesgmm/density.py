@@ -92,7 +92,7 @@ def weighted_quantiles(values: np.ndarray, log_weights: np.ndarray, probabilitie
 
 
 def loo_predictive_density(
-    log_likelihood: np.ndarray, log_weights: np.ndarray, interval: float = 0.94
+    log_likelihood: np.ndarray, log_weights: np.ndarray, interval: float | None = 0.94
 ) -> DensityArrays:
     """Leave-one-out predictive log density of training points, with its band.
 
@@ -109,15 +109,19 @@ def loo_predictive_density(
     log_weights : ndarray of shape (n_draws, n_obs)
         Smoothed log importance weights, normalised per point (ArviZ's
         ``loo(...).log_weights``).
-    interval : float
+    interval : float or None
+        None skips the band (``lower`` and ``upper`` are then None).
 
     Returns
     -------
     DensityArrays
         The band is the weighted equal-tailed interval of
         ``log p(x_i | theta_s)`` under the leave-one-out posterior.
+        ``log_density`` is PSIS-LOO's ``elpd_i``.
     """
     log_density = logsumexp(log_likelihood + log_weights, axis=0)
+    if interval is None:
+        return DensityArrays(log_density, None, None)
     lower, upper = weighted_quantiles(log_likelihood, log_weights,
                                       [(1.0 - interval) / 2.0, (1.0 + interval) / 2.0])
     return DensityArrays(log_density, lower, upper)

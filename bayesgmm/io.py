@@ -1,8 +1,10 @@
 """Saving and loading fitted Bayesian mixtures as netCDF.
 
 A model is its DataTree (:mod:`bayesgmm.posterior`): posterior draws,
-sampler statistics, pointwise log-likelihood, observed data, and root
-attributes with the settings, the priors and a SHA-256 of the data.  Files
+sampler statistics, the pointwise log-likelihood when it is within
+:data:`~bayesgmm._checks.LOG_LIKELIHOOD_BUDGET` (a root attribute says
+whether it is there), observed data, a weighted fit's frequency weights, and
+root attributes with the settings, the priors and a SHA-256 of the data.  Files
 are written to a temporary name next to the target and moved into place, so
 an interrupted save never leaves a half-written file under the real name, and
 an existing file is only replaced with ``overwrite=True``.
@@ -44,7 +46,17 @@ import netCDF4
 import numpy as np
 import xarray as xr
 
-from bayesgmm.posterior import FORMAT_VERSION, NOISE_WEIGHT, OBSERVED, REQUIRED_LAYOUT
+from bayesgmm.posterior import (
+    FORMAT_VERSION,
+    NOISE_WEIGHT,
+    OBSERVED,
+    OPTIONAL_LAYOUT,
+    POINTWISE_STORED_ATTR,
+    REQUIRED_LAYOUT,
+    SAMPLE_WEIGHT,
+    stored_sample_weight,
+    stores_pointwise,
+)
 
 __all__ = [
     "CONTENT_DIGEST_ATTR",
@@ -93,8 +105,9 @@ MAX_MODEL_BYTES = 16 * 2**30
 
 The fit keeps all of these arrays in memory together with working copies,
 so a larger model could not have been fitted on the workstations bayesgmm
-targets (16 GiB is e.g. 4 chains x 1000 draws x 500,000 points of
-pointwise log-likelihood); refusing it costs nothing real.
+targets (16 GiB is e.g. the observed data of 4e8 rows x 5 columns, or a
+model file written before the pointwise log-likelihood was bounded, with
+4 chains x 1000 draws x 500,000 rows of it); refusing it costs nothing real.
 """
 
 WEIGHT_SUM_TOLERANCE = 1e-8
@@ -299,7 +312,7 @@ def load_datatree(path) -> xr.DataTree:
         raise ModelFileError(unreadable.format(error=error)) from None
     _format_version(attrs, "/posterior" in description, path)
     try:
-        _check_layout(description)
+        _check_layout(description, attrs)
         _check_size(description, path.stat().st_size)
     except ModelFileError as error:
         raise ModelFileError(f"{path}: {error}") from None
@@ -360,9 +373,22 @@ def _format_version(attrs: dict, has_posterior: bool, source: Any = "the model f
     return int(version)
 
 
-def _check_layout(description: dict[str, dict[str, _Stored]]) -> None:
-    """Require the model's groups and variables, with one size per dimension."""
-    for group, variables in REQUIRED_LAYOUT.items():
+def _check_layout(description: dict[str, dict[str, _Stored]], attrs: dict) -> None:
+    """Require the model's groups and variables, with one size per dimension.
+
+    The optional groups (:data:`OPTIONAL_LAYOUT`) are checked when present,
+    and the ``log_likelihood`` group must be there exactly when the root
+    attribute :data:`POINTWISE_STORED_ATTR` says so.
+    """
+    stored_flag = attrs.get(POINTWISE_STORED_ATTR, 1)
+    if isinstance(stored_flag, (bool, np.bool_)) or stored_flag not in (0, 1):
+        raise _damaged(f"its attribute {POINTWISE_STORED_ATTR} is {stored_flag!r}, not 0 or 1")
+    if bool(stored_flag) != ("/log_likelihood" in description):
+        raise _damaged(f"its attribute {POINTWISE_STORED_ATTR}={int(stored_flag)} but it "
+                       f"{'lacks' if stored_flag else 'has'} a 'log_likelihood' group")
+    present = {group: variables for group, variables in OPTIONAL_LAYOUT.items()
+               if f"/{group}" in description}
+    for group, variables in {**REQUIRED_LAYOUT, **present}.items():
         stored = description.get(f"/{group}")
         if stored is None:
             raise _damaged(f"it has no '{group}' group")
@@ -405,7 +431,9 @@ def check_model_tree(tree: xr.DataTree) -> xr.DataTree:
     not, and are checked for everything else), and the values: finite
     draws, weights in [0, 1] summing to 1 within
     :data:`WEIGHT_SUM_TOLERANCE`, scales > 0, correlations in [-1, 1],
-    matching feature names, a log-likelihood without NaN or +inf and finite
+    matching feature names, a log-likelihood (when stored) without NaN or
+    +inf, frequency weights (when stored) finite, non-negative and not all
+    zero, and finite
     observed data, except for NaN (missing values) when the stored settings
     say ``missing="marginalize"`` (each row keeping an observed value).
 
@@ -426,7 +454,7 @@ def check_model_tree(tree: xr.DataTree) -> xr.DataTree:
         Naming the first problem found.
     """
     _format_version(dict(tree.attrs), "posterior" in tree.children)
-    _check_layout(_describe_tree(tree))
+    _check_layout(_describe_tree(tree), dict(tree.attrs))
     recorded = tree.attrs.get(CONTENT_DIGEST_ATTR)
     if recorded is not None:
         if str(recorded) != content_digest(tree):
@@ -468,9 +496,14 @@ def _check_values(tree: xr.DataTree) -> None:
     if features[0] != observed_features or features[1] != observed_features:
         raise _damaged(f"the posterior's features {features[0]} are not the observed data's "
                        f"{observed_features}")
-    log_lik = tree["log_likelihood"][OBSERVED].values
-    if np.isnan(log_lik).any() or np.isposinf(log_lik).any():
-        raise _damaged("the pointwise log-likelihood holds NaN or +inf")
+    if stores_pointwise(tree):
+        log_lik = tree["log_likelihood"][OBSERVED].values
+        if np.isnan(log_lik).any() or np.isposinf(log_lik).any():
+            raise _damaged("the pointwise log-likelihood holds NaN or +inf")
+    weights = stored_sample_weight(tree)
+    if weights is not None and not (np.isfinite(weights).all() and weights.min() >= 0
+                                    and weights.any()):
+        raise _damaged(f"its {SAMPLE_WEIGHT} holds negative, non-finite or only zero weights")
     _check_observed(tree["observed_data"][OBSERVED].values, _stored_missing(tree))
 
 

@@ -28,10 +28,9 @@ import pandas as pd
 
 from bayesgmm.bayes import BayesianGMM, diagnostics_reported
 from bayesgmm.em import reference_em
-from bayesgmm.loo import LooOutcome, kfold_loo, psis_loo, waic
+from bayesgmm.loo import LooOutcome, kfold_loo, psis_loo
 from bayesgmm.noise import noise_region
 from bayesgmm.parameters import Layout
-from bayesgmm.posterior import OBSERVED
 from bayesgmm.priors import GMMPriors
 
 __all__ = [
@@ -164,9 +163,8 @@ def _measure(
     k = named.K
     fit, extensions = fit_until_settled(pd.DataFrame(values, columns=names), k, settings,
                                         seed, max_draws)
-    outcome = psis_loo(fit, values)
-    log_lik = fit.idata_.log_likelihood[OBSERVED].values
-    information = waic(log_lik.reshape(-1, log_lik.shape[-1]))
+    outcome = psis_loo(fit, values)  # streamed: the fit need not keep its log-likelihood
+    information = outcome.waic
     # The classical criteria come from EM with the same model: structure and noise.
     noise_volume = (float(np.exp(noise_region(values, fit.noise_volume).log_volume))
                     if fit.noise else None)

@@ -8,7 +8,11 @@ model has one; a row with missing values (NaN) is scored by the marginals over
 its observed coordinates (see :func:`log_joint`).  The full
 ``(n_draws, n_obs, n_components)`` array is never materialised for large
 inputs: :func:`iter_obs_chunks` yields it block by block over observations,
-sized so that one block holds about :data:`DEFAULT_BUDGET` numbers.
+sized so that one block holds about :data:`DEFAULT_BUDGET` numbers, and
+:func:`iter_log_likelihood` the pointwise log-likelihood likewise, so memory
+is ``O(n_draws x block)``, never ``O(n_draws x n_obs)``.
+:func:`thin_draws` keeps an evenly spaced subset of the draws, for scoring
+from fewer draws than the posterior holds.
 """
 
 from __future__ import annotations
@@ -18,16 +22,21 @@ from typing import NamedTuple
 
 import numpy as np
 
+from bayesgmm._checks import check_number
 from bayesgmm.em import missingness_patterns
 from bayesgmm.em._missing import conditional_gaussians, marginal_log_gaussian
 from bayesgmm.gaussian import log_gaussian_full, normalize
-from bayesgmm.parameters import ModelParameters
+from bayesgmm.parameters import ModelParameters, map_draws
 
 __all__ = [
     "DEFAULT_BUDGET",
+    "evenly_spaced_draws",
     "log_joint",
+    "iter_log_likelihood",
     "iter_obs_chunks",
+    "log_likelihood_per_draw",
     "pointwise_log_likelihood",
+    "thin_draws",
 ]
 
 DEFAULT_BUDGET = 2**21
@@ -151,10 +160,36 @@ def iter_obs_chunks(
         yield rows, prepared.log_joint(X[rows])
 
 
+def iter_log_likelihood(
+    X: np.ndarray, parameters: ModelParameters, budget: int = DEFAULT_BUDGET
+) -> Iterator[tuple[slice, np.ndarray]]:
+    """Yield ``(rows, log p(X[rows] | theta_s))`` over blocks of observations.
+
+    The blocks of :func:`iter_obs_chunks`, reduced over components.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_obs, n_features)
+    parameters : ModelParameters
+        Batched over one draw axis.
+    budget : int
+
+    Yields
+    ------
+    rows : slice
+    block : ndarray of shape (n_draws, rows)
+    """
+    for rows, joint in iter_obs_chunks(X, parameters, budget):
+        yield rows, normalize(joint)[0]
+
+
 def pointwise_log_likelihood(
     X: np.ndarray, parameters: ModelParameters, budget: int = DEFAULT_BUDGET
 ) -> np.ndarray:
     """``log p(x_i | theta_s)`` under the mixture, for every draw and point.
+
+    Holds the whole ``(n_draws, n_obs)`` matrix: for large inputs use
+    :func:`iter_log_likelihood` or :func:`log_likelihood_per_draw`.
 
     Parameters
     ----------
@@ -168,6 +203,75 @@ def pointwise_log_likelihood(
     ndarray of shape (n_draws, n_obs)
     """
     out = np.empty((parameters.weights.shape[0], X.shape[0]))
-    for rows, joint in iter_obs_chunks(X, parameters, budget):
-        out[:, rows] = normalize(joint)[0]
+    for rows, block in iter_log_likelihood(X, parameters, budget):
+        out[:, rows] = block
     return out
+
+
+def log_likelihood_per_draw(
+    X: np.ndarray,
+    parameters: ModelParameters,
+    sample_weight: np.ndarray | None = None,
+    budget: int = DEFAULT_BUDGET,
+) -> np.ndarray:
+    """``sum_i w_i log p(x_i | theta_s)`` for every draw, streamed over observations.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_obs, n_features)
+    parameters : ModelParameters
+        Batched over one draw axis.
+    sample_weight : ndarray of shape (n_obs,), optional
+        Frequency weights ``w_i`` (None: each row counts once).
+    budget : int
+
+    Returns
+    -------
+    ndarray of shape (n_draws,)
+    """
+    total = np.zeros(parameters.weights.shape[0])
+    for rows, block in iter_log_likelihood(X, parameters, budget):
+        total += block.sum(axis=1) if sample_weight is None else block @ sample_weight[rows]
+    return total
+
+
+def evenly_spaced_draws(n_draws: int, max_draws: int | None) -> np.ndarray | None:
+    """Indices of at most ``max_draws`` evenly spaced draws of ``n_draws`` (None: keep all).
+
+    Draws ``round(j * (n_draws - 1) / (max_draws - 1))``, ``j = 0 .. max_draws - 1``:
+    the first and the last, evenly spaced, so every chain of a flattened
+    ``(chain, draw)`` axis contributes.
+
+    Examples
+    --------
+    >>> evenly_spaced_draws(10, 4).tolist(), evenly_spaced_draws(10, None)
+    ([0, 3, 6, 9], None)
+    """
+    if max_draws is None:
+        return None
+    try:
+        check_number("max_draws", max_draws, low=1, integer=True)
+    except ValueError as error:
+        raise ValueError(f"{str(error).rstrip('.')}; use None for every draw, or e.g. "
+                         "max_draws=500.") from None
+    if max_draws >= n_draws:
+        return None
+    return np.round(np.linspace(0, n_draws - 1, int(max_draws))).astype(np.intp)
+
+
+def thin_draws(parameters: ModelParameters, max_draws: int | None) -> ModelParameters:
+    """At most ``max_draws`` evenly spaced draws (:func:`evenly_spaced_draws`).
+
+    Parameters
+    ----------
+    parameters : ModelParameters
+        Batched over one draw axis.
+    max_draws : int or None
+        None (or at least the number of draws) keeps every draw.
+
+    Returns
+    -------
+    ModelParameters
+    """
+    kept = evenly_spaced_draws(parameters.weights.shape[0], max_draws)
+    return parameters if kept is None else map_draws(parameters, lambda values: values[kept])

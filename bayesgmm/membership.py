@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+import xarray as xr
 
 from bayesgmm.gaussian import normalize
 from bayesgmm.likelihood import DEFAULT_BUDGET, iter_obs_chunks, log_joint
@@ -37,6 +38,8 @@ __all__ = [
     "coclustering_matrix",
     "draw_allocations",
     "mean_membership",
+    "membership_dataset",
+    "most_probable_labels",
     "labels_from",
     "entropy",
     "occupied_component_counts",
@@ -117,6 +120,43 @@ def membership_arrays(
     )
 
 
+def membership_dataset(arrays: MembershipArrays, n_components: int,
+                       interval: float) -> xr.Dataset:
+    """The membership summary as a Dataset (numpy or Dask arrays alike).
+
+    Parameters
+    ----------
+    arrays : MembershipArrays
+        With ``n_components`` columns, or one more for the noise.
+    n_components : int
+    interval : float
+        Recorded in the attributes.
+
+    Returns
+    -------
+    xarray.Dataset
+        ``prob``, ``prob_lower``, ``prob_upper`` (obs, component); with a
+        noise column also ``p_noise``, ``p_noise_lower``, ``p_noise_upper``
+        (obs); ``entropy``, ``expected_entropy``, ``mutual_information``,
+        ``label``, ``confidence`` (obs).
+    """
+    by_component = ("obs", "component")
+    k = n_components
+    probabilities = {name: getattr(arrays, name) for name in ("prob", "prob_lower", "prob_upper")}
+    noise = {}
+    if arrays.prob.shape[1] > k:
+        noise = {name.replace("prob", "p_noise"): ("obs", values[:, k])
+                 for name, values in probabilities.items()}
+    per_point = ("entropy", "expected_entropy", "mutual_information", "label", "confidence")
+    dataset = xr.Dataset(
+        {**{name: (by_component, values[:, :k]) for name, values in probabilities.items()},
+         **noise, **{name: ("obs", getattr(arrays, name)) for name in per_point}},
+        coords={"obs": np.arange(arrays.prob.shape[0]), "component": np.arange(k)},
+    )
+    dataset.attrs["interval"] = interval
+    return dataset
+
+
 def _n_columns(parameters: ModelParameters) -> int:
     """Responsibility columns: the components, and the noise when there is one."""
     return parameters.weights.shape[-1] + (parameters.noise is not None)
@@ -149,6 +189,13 @@ def mean_membership(
     for rows, joint in iter_obs_chunks(X, parameters, budget):
         out[rows] = normalize(joint)[1].mean(axis=0)
     return out
+
+
+def most_probable_labels(
+    X: np.ndarray, parameters: ModelParameters, budget: int = DEFAULT_BUDGET
+) -> np.ndarray:
+    """Most probable column of the posterior-mean membership (NOISE_LABEL for noise)."""
+    return labels_from(mean_membership(X, parameters, budget), parameters)
 
 
 def coclustering_matrix(

@@ -4,6 +4,16 @@ The DataTree written by :func:`build_datatree` is the single stored form of a
 fitted :class:`~bayesgmm.BayesianGMM`; :func:`parameters_from_posterior`
 recovers the arrays that every prediction needs from it, so a model loaded
 from disk predicts exactly like the one that was saved.
+
+Memory does not grow with rows x draws: the pointwise log-likelihood
+``(chain, draw, obs)`` is kept as the ``log_likelihood`` group only within
+:data:`~bayesgmm._checks.LOG_LIKELIHOOD_BUDGET` values, and the root
+attribute :data:`POINTWISE_STORED_ATTR` says whether it was
+(:func:`stores_pointwise`).  Every consumer works without it: the per-draw
+total that the diagnostics need is always kept in ``sample_stats``
+(:data:`TOTAL_LOG_LIKELIHOOD`), and LOO and anomaly scores stream the rest
+from the draws (:mod:`bayesgmm.loo`).  A weighted fit keeps its frequency
+weights as ``constant_data/sample_weight`` (:func:`stored_sample_weight`).
 """
 
 from __future__ import annotations
@@ -13,6 +23,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
+from bayesgmm._checks import keeps_pointwise_log_likelihood
 from bayesgmm.noise import NoiseComponent, NoiseRegion
 from bayesgmm.parameters import ModelParameters, flatten_draws
 
@@ -20,10 +31,18 @@ __all__ = [
     "FORMAT_VERSION",
     "NOISE_WEIGHT",
     "OBSERVED",
+    "OPTIONAL_LAYOUT",
+    "POINTWISE_STORED_ATTR",
     "REQUIRED_LAYOUT",
+    "SAMPLE_WEIGHT",
+    "TOTAL_LOG_LIKELIHOOD",
     "build_datatree",
     "correlation_cholesky",
+    "keeps_pointwise_log_likelihood",
     "parameters_from_posterior",
+    "stored_sample_weight",
+    "stores_pointwise",
+    "total_log_likelihood",
 ]
 
 FORMAT_VERSION = 1
@@ -41,13 +60,35 @@ REQUIRED_LAYOUT = {
         "covariances": _SAMPLE + _PAIRS,
     },
     "sample_stats": {},
-    "log_likelihood": {OBSERVED: _SAMPLE + ("obs",)},
     "observed_data": {OBSERVED: ("obs", "feature")},
 }
 """Groups every model DataTree holds, with the variables and dimensions of each.
 
 :func:`build_datatree` writes these; :mod:`bayesgmm.io` requires them on load.
 """
+
+SAMPLE_WEIGHT = "sample_weight"
+"""``constant_data`` variable of a weighted fit: the frequency weight of each row."""
+
+OPTIONAL_LAYOUT = {
+    "log_likelihood": {OBSERVED: _SAMPLE + ("obs",)},
+    "constant_data": {SAMPLE_WEIGHT: ("obs",)},
+}
+"""Groups a model DataTree may hold, with the variables and dimensions each then has.
+
+``log_likelihood``: the pointwise log-likelihood, kept when
+:data:`POINTWISE_STORED_ATTR` says so; ``constant_data``: the frequency
+weights of a weighted fit.
+"""
+
+POINTWISE_STORED_ATTR = "pointwise_log_likelihood_stored"
+"""Root attribute: 1 when the tree holds the ``log_likelihood`` group, 0 when it
+was over :data:`~bayesgmm._checks.LOG_LIKELIHOOD_BUDGET` and is streamed instead.
+Files written before the budget existed lack it and always hold the group."""
+
+TOTAL_LOG_LIKELIHOOD = "total_log_likelihood"
+"""``sample_stats`` variable: ``sum_i w_i log p(x_i | theta_s)`` per draw (``w_i = 1``
+unweighted), the quantity of the log-likelihood R-hat and mode gates."""
 
 
 NOISE_WEIGHT = "noise_weight"
@@ -80,10 +121,12 @@ def build_datatree(
     parameters: ModelParameters,
     *,
     sample_stats: xr.Dataset,
-    log_likelihood: np.ndarray,
+    log_likelihood: np.ndarray | None,
     observed: np.ndarray,
     feature_names: list[str],
     attrs: dict[str, Any],
+    total_log_likelihood: np.ndarray | None = None,
+    sample_weight: np.ndarray | None = None,
     extra_groups: dict[str, xr.Dataset] | None = None,
 ) -> xr.DataTree:
     """Assemble the fitted model's DataTree.
@@ -94,22 +137,37 @@ def build_datatree(
         Relabelled draws in data units, leading axes ``(chain, draw)``.
     sample_stats : xarray.Dataset
         Per-draw sampler statistics.
-    log_likelihood : ndarray of shape (chain, draw, n_obs)
-        Pointwise marginal log-likelihood.
+    log_likelihood : ndarray of shape (chain, draw, n_obs), or None
+        Pointwise marginal log-likelihood (unweighted, one copy of each
+        row); None when it is over the budget (:func:`stores_pointwise`).
     observed : ndarray of shape (n_obs, n_features)
     feature_names : list of str
     attrs : dict
         Root attributes (strings and numbers only, for netCDF).
+    total_log_likelihood : ndarray of shape (chain, draw), optional
+        ``sum_i w_i log p(x_i | theta)`` per draw; required without
+        ``log_likelihood``, from which it is summed otherwise.
+    sample_weight : ndarray of shape (n_obs,), optional
+        Frequency weights of a weighted fit (None: unweighted).
     extra_groups : dict, optional
         Additional groups, e.g. ``vi_trace``.
 
     Returns
     -------
     xarray.DataTree
-        Groups ``posterior``, ``sample_stats``, ``log_likelihood``,
-        ``observed_data`` (+ extras); coordinates ``chain``, ``draw``,
-        ``component``, ``feature``, ``feature2``, ``obs``.
+        Groups ``posterior``, ``sample_stats`` (with
+        :data:`TOTAL_LOG_LIKELIHOOD`), ``log_likelihood`` (when given),
+        ``observed_data``, ``constant_data`` (when weighted) (+ extras);
+        coordinates ``chain``, ``draw``, ``component``, ``feature``,
+        ``feature2``, ``obs``; the root attribute
+        :data:`POINTWISE_STORED_ATTR`.
     """
+    if total_log_likelihood is None:
+        if log_likelihood is None:
+            raise ValueError("build_datatree needs total_log_likelihood when the pointwise "
+                             "log_likelihood is not kept; pass the per-draw totals.")
+        total_log_likelihood = (log_likelihood.sum(axis=-1) if sample_weight is None
+                                else log_likelihood @ sample_weight)
     chains, draws, n_components = parameters.weights.shape
     coords = {
         "chain": np.arange(chains),
@@ -121,22 +179,62 @@ def build_datatree(
     obs = {"obs": np.arange(observed.shape[0])}
     groups = {
         "posterior": _posterior_dataset(parameters, coords),
-        "sample_stats": sample_stats.assign_coords(
-            chain=coords["chain"], draw=coords["draw"]
-        ),
-        "log_likelihood": xr.Dataset(
-            {OBSERVED: (REQUIRED_LAYOUT["log_likelihood"][OBSERVED], log_likelihood)},
-            coords={"chain": coords["chain"], "draw": coords["draw"], **obs},
-        ),
+        "sample_stats": sample_stats.assign(
+            {TOTAL_LOG_LIKELIHOOD: (_SAMPLE, np.asarray(total_log_likelihood, np.float64))}
+        ).assign_coords(chain=coords["chain"], draw=coords["draw"]),
         "observed_data": xr.Dataset(
             {OBSERVED: (REQUIRED_LAYOUT["observed_data"][OBSERVED], observed)},
             coords={"feature": coords["feature"], **obs},
         ),
     }
+    if log_likelihood is not None:
+        groups["log_likelihood"] = xr.Dataset(
+            {OBSERVED: (OPTIONAL_LAYOUT["log_likelihood"][OBSERVED], log_likelihood)},
+            coords={"chain": coords["chain"], "draw": coords["draw"], **obs},
+        )
+    if sample_weight is not None:
+        groups["constant_data"] = xr.Dataset(
+            {SAMPLE_WEIGHT: (OPTIONAL_LAYOUT["constant_data"][SAMPLE_WEIGHT],
+                             np.asarray(sample_weight, np.float64))},
+            coords=obs,
+        )
     groups.update(extra_groups or {})
     tree = xr.DataTree.from_dict(groups)
-    tree.attrs = {"bayesgmm_format_version": FORMAT_VERSION, **attrs}
+    tree.attrs = {"bayesgmm_format_version": FORMAT_VERSION, **attrs,
+                  POINTWISE_STORED_ATTR: int(log_likelihood is not None)}
     return tree
+
+
+def stores_pointwise(tree: xr.DataTree) -> bool:
+    """Whether ``tree`` holds the pointwise log-likelihood (``log_likelihood`` group).
+
+    Trees written before :data:`POINTWISE_STORED_ATTR` existed always hold it.
+    """
+    return bool(tree.attrs.get(POINTWISE_STORED_ATTR, 1))
+
+
+def stored_sample_weight(tree: xr.DataTree) -> np.ndarray | None:
+    """The frequency weights of the rows of a weighted fit, or None when unweighted.
+
+    Returns
+    -------
+    ndarray of shape (n_obs,) or None
+    """
+    if "constant_data" not in tree.children or SAMPLE_WEIGHT not in tree["constant_data"]:
+        return None
+    return np.asarray(tree["constant_data"][SAMPLE_WEIGHT].values, dtype=np.float64)
+
+
+def total_log_likelihood(tree: xr.DataTree) -> np.ndarray:
+    """``sum_i w_i log p(x_i | theta_s)`` per draw, shape (chain, draw).
+
+    From ``sample_stats`` (:data:`TOTAL_LOG_LIKELIHOOD`); trees written before
+    it existed sum their ``log_likelihood`` group (they are unweighted).
+    """
+    stats = tree["sample_stats"]
+    if TOTAL_LOG_LIKELIHOOD in stats:
+        return np.asarray(stats[TOTAL_LOG_LIKELIHOOD].values)
+    return tree["log_likelihood"][OBSERVED].values.sum(axis=-1)
 
 
 def parameters_from_posterior(posterior: xr.Dataset, flatten: bool = True) -> ModelParameters:

@@ -15,8 +15,9 @@ import numpy as np
 import pandas as pd
 
 from bayesgmm import plots
+from bayesgmm._checks import LOG_LIKELIHOOD_BUDGET
 from bayesgmm.parameters import parameter_matrix
-from bayesgmm.posterior import parameters_from_posterior
+from bayesgmm.posterior import parameters_from_posterior, stores_pointwise
 from bayesgmm.selection import REPORT_COLUMNS
 
 __all__ = ["data_summary", "format_value", "markdown_table", "parameter_table", "write_report"]
@@ -137,6 +138,15 @@ def _figure_lines(model, selection, out: Path) -> list[str]:
     return lines
 
 
+def _pointwise_note(tree) -> str:
+    """Whether the model file keeps the pointwise log-likelihood, in one sentence."""
+    if stores_pointwise(tree):
+        return "The pointwise log-likelihood is kept in the model file."
+    return (f"The pointwise log-likelihood (draws x rows) is over the "
+            f"{LOG_LIKELIHOOD_BUDGET:,}-value budget and not kept: LOO and anomaly scores "
+            "stream it from the draws.")
+
+
 def write_report(out, model, frame: pd.DataFrame, *, selection=None, em_rows=None,
                  title: str = "bayesgmm report") -> Path:
     """Write ``report.md`` and figures into the folder ``out``.
@@ -170,7 +180,7 @@ def write_report(out, model, frame: pd.DataFrame, *, selection=None, em_rows=Non
              f"{tree.posterior.sizes['chain']} chain(s) x {tree.posterior.sizes['draw']} draws. "
              f"Relabelling: {model.relabelling_.method}, "
              f"{model.relabelling_.n_permuted} of {model.relabelling_.n_draws} draws "
-             "permuted.", "",
+             "permuted. " + _pointwise_note(tree), "",
              "## Data", "",
              f"{len(frame)} rows, {frame.shape[1]} numeric column(s).", "",
              markdown_table(data_summary(frame)), ""]
