@@ -6,7 +6,9 @@ subprocess, so its peak RSS (``ru_maxrss``) is its own.  Rows:
 
 * ``nuts``: ``BayesianGMM(method="nuts")``, 4 x (1000 + 1000) up to 1e4
   rows; at 1e5 rows 2 x (1000 + 500) (a default run there takes ~19 min
-  on this machine; the agreement statistics need the draws, not the chains);
+  on this machine; the agreement statistics need the draws, not the chains).
+  The 1e5 run is stored in ``scale_nuts_reference.json`` and reused unless
+  ``--rerun-reference`` is given (it took 26 min beside other jobs);
 * ``laplace``, ``coreset_nuts``: the large-N methods (defaults: 1000 draws);
 * ``sklearn``: ``sklearn.mixture.BayesianGaussianMixture`` (variational,
   point estimates only), the speed peer.
@@ -44,6 +46,7 @@ TARGET_SD_SHIFT = 0.5
 TARGET_SD_RATIO = (0.75, 1.33)
 CALIBRATION_SDS = 4.0
 REPORT = Path("reports/benchmarks/scale.md")
+REFERENCE = REPORT.with_name("scale_nuts_reference.json")
 
 
 def _nuts_settings(n_samples: int) -> dict:
@@ -109,7 +112,7 @@ def worker_fit(method: str, n_samples: int) -> dict:
         model = BayesianGMM(4, method=method, random_state=FIT_SEED, progressbar=False,
                             **settings).fit(X)
     elapsed = time.perf_counter() - began
-    posterior = model.idata_.posterior.stack(sample=("chain", "draw")).transpose("sample", ...)
+    posterior = model.idata_.posterior.to_dataset().stack(sample=("chain", "draw")).transpose("sample", ...)
     result = posterior_summary(posterior["weights"].values, posterior["means"].values,
                                posterior["covariances"].values)
     table = model.diagnostics_.table
@@ -192,6 +195,9 @@ def main(argv=None) -> None:
     parser.add_argument("--sizes", type=int, nargs="*", default=list(SIZES))
     parser.add_argument("--methods", nargs="*",
                         default=["sklearn", "laplace", "coreset_nuts", "nuts"])
+    parser.add_argument("--rerun-reference", action="store_true",
+                        help=f"rerun full NUTS at {REFERENCE_SIZE:,} rows instead of reading "
+                             f"{REFERENCE}")
     args = parser.parse_args(argv)
     if args.worker:
         result = worker_fit(args.worker[0], int(args.worker[1]))
@@ -204,9 +210,15 @@ def main(argv=None) -> None:
         for method in args.methods:
             if method == "nuts" and n_samples > NUTS_LARGEST:
                 continue
+            if (method == "nuts" and n_samples == REFERENCE_SIZE and not args.rerun_reference
+                    and REFERENCE.exists()):
+                results["fits"][f"nuts@{n_samples}"] = json.loads(REFERENCE.read_text())
+                continue
             print(f"{method} at {n_samples:,} rows", flush=True)
             results["fits"][f"{method}@{n_samples}"] = _run_worker(method, str(n_samples))
     reference = results["fits"].get(f"nuts@{REFERENCE_SIZE}")
+    if reference and "error" not in reference and args.rerun_reference:
+        REFERENCE.write_text(json.dumps(reference, indent=1))
     if reference and "error" not in reference:
         for method in args.methods:
             candidate = results["fits"].get(f"{method}@{REFERENCE_SIZE}", {})
