@@ -112,7 +112,8 @@ def worker_fit(method: str, n_samples: int) -> dict:
         model = BayesianGMM(4, method=method, random_state=FIT_SEED, progressbar=False,
                             **settings).fit(X)
     elapsed = time.perf_counter() - began
-    posterior = model.idata_.posterior.to_dataset().stack(sample=("chain", "draw")).transpose("sample", ...)
+    posterior = model.idata_.posterior.to_dataset().stack(sample=("chain", "draw"))
+    posterior = posterior.transpose("sample", ...)
     result = posterior_summary(posterior["weights"].values, posterior["means"].values,
                                posterior["covariances"].values)
     table = model.diagnostics_.table
