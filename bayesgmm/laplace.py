@@ -45,6 +45,7 @@ __all__ = [
     "ShardedDensity",
     "finite_difference_hessian",
     "fit_laplace",
+    "laplace_at_mode",
     "newton_mode",
 ]
 
@@ -110,6 +111,10 @@ class ShardedDensity:
             grad -= (len(parts) - 1) * prior_grad
         self.n_evaluations += 1
         return float(value), grad
+
+    def log_densities(self, thetas: np.ndarray) -> np.ndarray:
+        """Log density at each row of ``thetas`` (shape (n_points, n_unconstrained))."""
+        return np.array([self(theta)[0] for theta in thetas])
 
     def close(self) -> None:
         """Stop the threads."""
@@ -240,9 +245,42 @@ class LaplaceResult(NamedTuple):
                 - 0.5 * self.mean.shape[0] * math.log(2.0 * math.pi))
 
 
+def laplace_at_mode(start: np.ndarray, density, curvature, rng: np.random.Generator,
+                    hessian_rows: int) -> LaplaceResult:
+    """Newton to the mode of ``density``, the Gaussian there, and the importance check.
+
+    Parameters
+    ----------
+    start : ndarray of shape (n_unconstrained,)
+    density : callable
+        ``theta -> (logp, grad)`` on every row, with a ``log_densities(thetas)``
+        method (one pass over the rows for many points) and ``n_evaluations``.
+    curvature : callable
+        ``theta -> (logp, grad)`` whose Hessian stands for ``density``'s.
+    rng : numpy.random.Generator
+        Draws the check's points.
+    hessian_rows : int
+        Rows behind ``curvature`` (recorded).
+
+    Returns
+    -------
+    LaplaceResult
+    """
+    factor = _precision_factor(finite_difference_hessian(curvature, start))
+    mode, n_steps = newton_mode(density, factor, start)
+    if _distance_in_sds(factor, mode - start) > RECOMPUTE_AFTER_SDS:
+        factor = _precision_factor(finite_difference_hessian(curvature, mode))
+    covariance_cholesky = np.linalg.inv(factor).T  # (P P^T)^-1 = P^-T P^-1
+    covariance_cholesky = np.linalg.cholesky(covariance_cholesky @ covariance_cholesky.T)
+    result = LaplaceResult(mode, covariance_cholesky, np.zeros(0), n_steps, 0, hessian_rows)
+    draws = result.sample(IMPORTANCE_DRAWS, rng)
+    log_ratio = density.log_densities(draws) - result.log_density(draws)
+    return result._replace(log_ratio=log_ratio, n_density_evaluations=density.n_evaluations)
+
+
 def fit_laplace(start: np.ndarray, pack_rows, n_samples: int, rng: np.random.Generator,
                 ) -> LaplaceResult:
-    """Mode and curvature of the posterior, and the importance check (module docstring).
+    """The Laplace approximation for data in memory (see the module docstring).
 
     Parameters
     ----------
@@ -264,30 +302,14 @@ def fit_laplace(start: np.ndarray, pack_rows, n_samples: int, rng: np.random.Gen
     shards = np.array_split(np.arange(n_samples), N_THREADS)
     density = ShardedDensity([pack_rows(rows, 1.0) for rows in shards],
                              pack_rows(np.arange(0), 1.0))
+    curvature = density
+    if n_samples > HESSIAN_ROWS:
+        rows = np.sort(rng.choice(n_samples, HESSIAN_ROWS, replace=False))
+        curvature = ShardedDensity([pack_rows(part, n_samples / HESSIAN_ROWS)
+                                    for part in np.array_split(rows, N_THREADS)],
+                                   density.prior_block)
     try:
-        if n_samples > HESSIAN_ROWS:
-            rows = np.sort(rng.choice(n_samples, HESSIAN_ROWS, replace=False))
-            curvature = ShardedDensity(
-                [pack_rows(part, n_samples / HESSIAN_ROWS)
-                 for part in np.array_split(rows, N_THREADS)],
-                density.prior_block)
-        else:
-            curvature = density
-        hessian_rows = min(n_samples, HESSIAN_ROWS)
-        factor = _precision_factor(finite_difference_hessian(curvature, start))
-        mode, n_steps = newton_mode(density, factor, start)
-        if _distance_in_sds(factor, mode - start) > RECOMPUTE_AFTER_SDS:
-            factor = _precision_factor(finite_difference_hessian(curvature, mode))
-        covariance_cholesky = np.linalg.inv(factor).T  # (P P^T)^-1 = P^-T P^-1
-        covariance_cholesky = np.linalg.cholesky(covariance_cholesky @ covariance_cholesky.T)
-        draws = mode + rng.standard_normal((IMPORTANCE_DRAWS, mode.shape[0])) @ \
-            covariance_cholesky.T
-        log_p = np.array([density(theta)[0] for theta in draws])
-        result = LaplaceResult(mode, covariance_cholesky, np.zeros(0), n_steps, 0, hessian_rows)
-        log_ratio = log_p - result.log_density(draws)
-        return result._replace(log_ratio=log_ratio,
-                               n_density_evaluations=density.n_evaluations)
+        return laplace_at_mode(start, density, curvature, rng, min(n_samples, HESSIAN_ROWS))
     finally:
         density.close()
-        if n_samples > HESSIAN_ROWS:
-            curvature.close()
+        curvature.close()
