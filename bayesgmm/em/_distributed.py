@@ -41,6 +41,11 @@ Decisions:
   :func:`bayesgmm.sample_weight.check_sample_weight`, in one pass that also
   collects the column ranges; constant columns and magnitudes are judged on
   those ranges, as ``check_X`` judges them.  Messages name the chunk's rows.
+* **Speed.**  distributed starts its workers with ``MALLOC_TRIM_THRESHOLD_=65536``,
+  under which the many temporary arrays of the chunked E-step cost twice
+  the CPU they cost in a plain process; at 1e6 rows on two workers EM took
+  1.8-1.9x the in-memory time with that default and 1.3x without it
+  (``reports/benchmarks/em_dask.md``, which shows how a cluster drops it).
 * **Weights, noise, missing values** are supported as in memory: a Dask
   ``sample_weight`` (or a numpy one) is aligned with the rows; rows of
   weight 0 stay in the chunks with weight 0 (their terms are exact zeros)
