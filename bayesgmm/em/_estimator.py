@@ -310,8 +310,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
             self.noise, self.noise_volume, self.missing,
         )
 
-    def _problem(self, X, sample_weight, rng) -> FitProblem:
-        settings = self._settings()
+    def _problem(self, X, sample_weight, rng, settings: FitSettings) -> FitProblem:
         if is_dask_collection(X):
             # A Dask DataFrame's columns, as an empty pandas frame sklearn reads names from.
             columns = pd.DataFrame(columns=X.columns) if hasattr(X, "columns") else X
@@ -334,7 +333,8 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         self._check_parameters()
         rng = as_generator(self.random_state)
         restarts = rng.spawn(self.n_init)
-        problem = self._problem(X, sample_weight, rng)
+        settings = self._settings()
+        problem = self._problem(X, sample_weight, rng, settings)
         user = user_start(
             self.weights_init, self.means_init, self.precisions_init, self.covariance_type,
             self.n_components, problem.centre, problem.scale,
@@ -342,7 +342,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         best, failures = None, []
         for init_rng in restarts:
             try:
-                start = initial_state(problem, init_rng, user, self._settings(), self.init_params)
+                start = initial_state(problem, init_rng, user, settings, self.init_params)
                 run = iterate(problem.step, start, tol=self.tol, max_iter=self.max_iter)
             except CovarianceError as error:
                 failures.append(error)
