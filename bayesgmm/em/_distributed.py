@@ -207,8 +207,8 @@ def _named_rows(function: Callable, first_row: int, *args) -> Any:
     except ValueError as error:
         stop = first_row + len(args[0]) - 1
         raise type(error)(
-            f"In rows {first_row} to {stop} of the Dask data (row numbers below count from "
-            f"{first_row}): {error}"
+            f"In rows {first_row} to {stop} of the Dask data (the message numbers them from "
+            f"0, so its row 0 is row {first_row}): {error}"
         ) from error
 
 
@@ -293,7 +293,7 @@ def _add_summaries(first: ChunkSummary, second: ChunkSummary) -> ChunkSummary:
     )
 
 
-def _check_summary(summary: ChunkSummary, feature_names: list[str], settings: FitSettings):
+def _check_summary(summary: ChunkSummary, feature_names, settings: FitSettings):
     """The checks of whole columns that ``check_X`` makes, on the columns' ranges."""
     if summary.total_weight == 0.0:
         check_sample_weight(np.zeros(1), 1)  # raises its all-zero message
@@ -302,7 +302,8 @@ def _check_summary(summary: ChunkSummary, feature_names: list[str], settings: Fi
     high = np.where(np.isfinite(summary.high), summary.high, np.nan)
     ranges = np.vstack([low, high]) if summary.n_counted > 1 else low[None]
     # check_X judges constancy and magnitudes by each column's max and min only.
-    check_X(pd.DataFrame(ranges, columns=feature_names), missing="marginalize")
+    named = ranges if feature_names is None else pd.DataFrame(ranges, columns=feature_names)
+    check_X(named, missing="marginalize")
 
 
 def _sample_rows(n_samples: int, rng: np.random.Generator) -> slice | np.ndarray:
@@ -458,8 +459,8 @@ def distributed_problem(
     settings : FitSettings
     rng : numpy.random.Generator
         Draws the start sample (when there are more than :data:`SAMPLE_ROWS` rows).
-    feature_names : list of str
-        For messages.
+    feature_names : array-like of str or None
+        The DataFrame's columns, for messages; None for an array.
 
     Returns
     -------

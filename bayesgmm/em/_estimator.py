@@ -315,7 +315,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
             # A Dask DataFrame's columns, as an empty pandas frame sklearn reads names from.
             columns = pd.DataFrame(columns=X.columns) if hasattr(X, "columns") else X
             validate_data(self, columns, skip_check_array=True, reset=True)
-            names = [str(name) for name in getattr(self, "feature_names_in_", range(X.shape[1]))]
+            names = getattr(self, "feature_names_in_", None)
             return distributed_problem(X, sample_weight, settings, rng.spawn(1)[0], names)
         if is_dask_collection(sample_weight):
             raise TypeError(
