@@ -37,7 +37,7 @@ import xarray as xr
 from bayesgmm._kernel import logp_and_grad, logp_batch
 from bayesgmm.advi import ADVI_METHODS, fit_advi
 from bayesgmm.coreset import CORESET_SIZE, lightweight_coreset
-from bayesgmm.laplace import fit_laplace
+from bayesgmm.laplace import LaplaceResult, fit_laplace
 from bayesgmm.noise import NoiseComponent
 from bayesgmm.parameters import Layout, ModelParameters, unconstrained_to_parameters
 
@@ -53,6 +53,7 @@ __all__ = [
     "SamplerFailure",
     "SamplerSettings",
     "parameters_from_pymc",
+    "laplace_sample",
     "resolve_method",
     "sample_posterior",
 ]
@@ -374,7 +375,28 @@ def _nuts_pymc(model, start, block, layout, settings, rng) -> PosteriorSample:
 def _laplace(start, layout, settings, rng, rows: RowAccess) -> PosteriorSample:
     began = time.perf_counter()
     result = fit_laplace(start, rows.pack_rows, rows.values.shape[0], rng)
-    theta = result.sample(settings.draws, rng)
+    return laplace_sample(result, layout, settings.draws, rng, began)
+
+
+def laplace_sample(result: LaplaceResult, layout: Layout, draws: int, rng: np.random.Generator,
+                   began: float) -> PosteriorSample:
+    """Draws from a Laplace approximation, with its check as the ``laplace`` group.
+
+    Parameters
+    ----------
+    result : LaplaceResult
+    layout : Layout
+    draws : int
+    rng : numpy.random.Generator
+    began : float
+        ``time.perf_counter()`` when the fit began.
+
+    Returns
+    -------
+    PosteriorSample
+        One chain.
+    """
+    theta = result.sample(draws, rng)
     elapsed = time.perf_counter() - began
     check = xr.Dataset({"log_ratio": ("check_draw", result.log_ratio)},
                        attrs={"newton_steps": result.n_newton_steps,
