@@ -135,20 +135,22 @@ class Problem(NamedTuple):
         ----------
         rows : ndarray of int
             Row indices (none: the prior alone).
-        weight_scale : float
+        weight_scale : float or ndarray of shape (len(rows),)
             Multiplies each row's frequency weight (1 when unweighted), e.g.
-            ``N / m`` for ``m`` rows drawn uniformly.
+            ``N / m`` for ``m`` rows drawn uniformly, or a coreset's weights.
 
         Returns
         -------
         ndarray
             As :attr:`block`, for those rows.
         """
-        weights = (np.ones(self.data.values.shape[0]) if self.sample_weight is None
-                   else self.sample_weight)[rows] * weight_scale
-        return _pack(self.scaled, self.data.values, self.layout, self.noise_volume,
-                     weights if weight_scale != 1.0 or self.sample_weight is not None
-                     else None, rows)
+        unweighted = self.sample_weight is None and np.ndim(weight_scale) == 0 and \
+            weight_scale == 1.0
+        weights = None if unweighted else (
+            np.ones(self.data.values.shape[0]) if self.sample_weight is None
+            else self.sample_weight)[rows] * weight_scale
+        return _pack(self.scaled, self.data.values, self.layout, self.noise_volume, weights,
+                     rows)
 
 
 def _pack(scaled: ModelData, values: np.ndarray, layout: Layout, noise_volume: float | None,
