@@ -315,7 +315,9 @@ class BayesianGMM(BaseEstimator):
 
         Parameters
         ----------
-        X : array-like or DataFrame of shape (n_samples, n_features)
+        X : array-like, DataFrame, dask.array.Array or dask DataFrame of shape (n_samples, n_features)
+            Dask input is fitted by the Laplace approximation with the rows
+            kept on the workers (:mod:`bayesgmm.dask_fit`).
         y : ignored
         sample_weight : array-like of shape (n_samples,), optional
             Frequency weights (:mod:`bayesgmm.sample_weight`): row ``i``'s
@@ -329,16 +331,22 @@ class BayesianGMM(BaseEstimator):
         priors = self._check_settings()
         rng = as_generator(self.random_state)
         settings = self._settings()
-        problem = prepare_problem(
-            X, n_components=self.n_components, covariance_type=self.covariance_type,
-            priors=priors, em_n_init=self.em_n_init, rng=rng, settings=settings,
-            noise=bool(self.noise), noise_volume=self.noise_volume, missing=self.missing,
-            sample_weight=sample_weight,
-        )
-        settings = resolve_method(settings, problem.data.values.shape[0])
-        warn_improper_ties(problem.data.values, problem.data.feature_names,
-                           priors.scale_prior, PROPER_WITH_TIES)
-        sample = sample_problem(problem, settings, rng)
+        structure = dict(n_components=self.n_components, covariance_type=self.covariance_type,
+                         priors=priors, em_n_init=self.em_n_init, rng=rng, settings=settings)
+        if is_dask_collection(X):
+            from bayesgmm.dask_fit import fit_dask_laplace
+
+            settings = settings._replace(method="laplace", chains=1)
+            problem, sample = fit_dask_laplace(X, sample_weight, noise=bool(self.noise),
+                                               missing=self.missing, **structure)
+        else:
+            problem = prepare_problem(X, noise=bool(self.noise), noise_volume=self.noise_volume,
+                                      missing=self.missing, sample_weight=sample_weight,
+                                      **structure)
+            settings = resolve_method(settings, problem.data.values.shape[0])
+            warn_improper_ties(problem.data.values, problem.data.feature_names,
+                               priors.scale_prior, PROPER_WITH_TIES)
+            sample = sample_problem(problem, settings, rng)
         # One Gaussian around one mode cannot switch labels: the pivot suffices.
         relabel = "pivot" if settings.method == "laplace" else self.relabel
         relabelled, relabelling = relabel_sample(problem, sample, relabel)
