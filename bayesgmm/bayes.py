@@ -315,7 +315,7 @@ class BayesianGMM(BaseEstimator):
 
         Parameters
         ----------
-        X : array-like, DataFrame, dask.array.Array or dask DataFrame of shape (n_samples, n_features)
+        X : array-like, DataFrame or Dask array/DataFrame of shape (n_samples, n_features)
             Dask input is fitted by the Laplace approximation with the rows
             kept on the workers (:mod:`bayesgmm.dask_fit`).
         y : ignored
