@@ -628,10 +628,10 @@ class BayesianGMM(BaseEstimator):
         """Convergence diagnostics on the relabelled draws (see :mod:`bayesgmm.diagnostics`)."""
         self._check_fitted()
         tree = self.idata_
-        total = total_log_likelihood(tree)
         if tree.attrs["method"] == "laplace":
             return diagnose_laplace(tree["laplace"]["log_ratio"].values)
-        if tree.attrs["method"] in ("nuts", "coreset_nuts"):
+        if tree.attrs["method"] in NUTS_METHODS:
+            total = total_log_likelihood(tree)
             return diagnose_nuts(
                 unflatten_draws(self._parameters, total.shape[0]),
                 tree.sample_stats.to_dataset(), total, tree.attrs["covariance_type"],

@@ -145,8 +145,10 @@ def build_datatree(
     attrs : dict
         Root attributes (strings and numbers only, for netCDF).
     total_log_likelihood : ndarray of shape (chain, draw), optional
-        ``sum_i w_i log p(x_i | theta)`` per draw; required without
-        ``log_likelihood``, from which it is summed otherwise.
+        ``sum_i w_i log p(x_i | theta)`` per draw; summed from
+        ``log_likelihood`` when that is given.  Without either, none is
+        stored (a Gaussian approximation at large N: see
+        :func:`bayesgmm.fitting.assemble_datatree`).
     sample_weight : ndarray of shape (n_obs,), optional
         Frequency weights of a weighted fit (None: unweighted).
     extra_groups : dict, optional
@@ -162,10 +164,7 @@ def build_datatree(
         ``feature2``, ``obs``; the root attribute
         :data:`POINTWISE_STORED_ATTR`.
     """
-    if total_log_likelihood is None:
-        if log_likelihood is None:
-            raise ValueError("build_datatree needs total_log_likelihood when the pointwise "
-                             "log_likelihood is not kept; pass the per-draw totals.")
+    if total_log_likelihood is None and log_likelihood is not None:
         total_log_likelihood = (log_likelihood.sum(axis=-1) if sample_weight is None
                                 else log_likelihood @ sample_weight)
     chains, draws, n_components = parameters.weights.shape
@@ -179,9 +178,9 @@ def build_datatree(
     obs = {"obs": np.arange(observed.shape[0])}
     groups = {
         "posterior": _posterior_dataset(parameters, coords),
-        "sample_stats": sample_stats.assign(
+        "sample_stats": (sample_stats if total_log_likelihood is None else sample_stats.assign(
             {TOTAL_LOG_LIKELIHOOD: (_SAMPLE, np.asarray(total_log_likelihood, np.float64))}
-        ).assign_coords(chain=coords["chain"], draw=coords["draw"]),
+        )).assign_coords(chain=coords["chain"], draw=coords["draw"]),
         "observed_data": xr.Dataset(
             {OBSERVED: (REQUIRED_LAYOUT["observed_data"][OBSERVED], observed)},
             coords={"feature": coords["feature"], **obs},
