@@ -10,10 +10,11 @@ from nbclient import NotebookClient
 NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))
 
 
-def test_all_four_notebooks_exist():
+def test_all_five_notebooks_exist():
     names = [path.stem for path in NOTEBOOKS]
     assert names == ["01_quickstart_faithful", "02_choosing_k_galaxies",
-                     "03_uncertainty_aware_clustering", "04_density_and_anomalies"]
+                     "03_uncertainty_aware_clustering", "04_density_and_anomalies",
+                     "05_large_data"]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
