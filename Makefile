@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(PY) -m bayesgmm.validation.bench_em
 	$(PY) -m bayesgmm.validation.bench_bayes
 	$(PY) -m bayesgmm.validation.bench_kernel
+	$(PY) -m bayesgmm.validation.bench_scale
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check bayesgmm tests

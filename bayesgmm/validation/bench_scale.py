@@ -45,6 +45,9 @@ FIT_SEED = 0
 TARGET_SD_SHIFT = 0.5
 TARGET_SD_RATIO = (0.75, 1.33)
 CALIBRATION_SDS = 4.0
+EM_SIZES = (1_000_000, 10_000_000)
+SCORING_ROWS = 1_000_000
+SCORING_DRAWS = 100
 REPORT = Path("reports/benchmarks/scale.md")
 REFERENCE = REPORT.with_name("scale_nuts_reference.json")
 
@@ -122,6 +125,65 @@ def worker_fit(method: str, n_samples: int) -> dict:
     return result
 
 
+def _local_client(n_workers: int):
+    from dask.distributed import Client, LocalCluster
+
+    cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                           dashboard_address=None,
+                           scheduler_kwargs={"dashboard_address": ":0"})
+    return Client(cluster), cluster
+
+
+def worker_em(kind: str, n_samples: int) -> dict:
+    """EM at ``n_samples`` rows: in memory, on a 2-worker LocalCluster, or scikit-learn's."""
+    X, _ = synthetic_clusters(n_samples, seed=DATA_SEED)
+    if kind == "em_dask":
+        import dask.array as da
+
+        client, cluster = _local_client(2)
+        data = da.from_array(X, chunks=(max(n_samples // 8, 1), -1)).persist()
+        del X
+    else:
+        data = X
+    began = time.perf_counter()
+    if kind == "em_sklearn":
+        from sklearn.mixture import GaussianMixture
+
+        model = GaussianMixture(4, n_init=1, random_state=FIT_SEED).fit(data)
+    else:
+        from bayesgmm import GaussianMixtureEM
+
+        model = GaussianMixtureEM(4, n_init=1, random_state=FIT_SEED).fit(data)
+    elapsed = time.perf_counter() - began
+    if kind == "em_dask":
+        client.close()
+        cluster.close()
+    return {"seconds": elapsed, "n_iter": int(model.n_iter_),
+            "lower_bound": float(model.lower_bound_)}
+
+
+def worker_scoring(n_workers: int, n_samples: int) -> dict:
+    """Rows per second of ``membership_summary`` on a Dask array, 100 draws."""
+    import dask
+    import dask.array as da
+
+    from bayesgmm import BayesianGMM
+
+    fit_rows, _ = synthetic_clusters(REFERENCE_SIZE, seed=DATA_SEED)
+    model = BayesianGMM(4, method="laplace", random_state=FIT_SEED,
+                        progressbar=False).fit(fit_rows)
+    X, _ = synthetic_clusters(n_samples, seed=DATA_SEED + 1)
+    client, cluster = _local_client(n_workers)
+    data = da.from_array(X, chunks=(max(n_samples // 8, 1), -1)).persist()
+    began = time.perf_counter()
+    summary = model.membership_summary(data, max_draws=SCORING_DRAWS)
+    dask.compute(*(variable.data for variable in summary.data_vars.values()))
+    elapsed = time.perf_counter() - began
+    client.close()
+    cluster.close()
+    return {"seconds": elapsed, "rows_per_second": n_samples / elapsed}
+
+
 def _run_worker(*args: str) -> dict:
     command = [sys.executable, "-m", "bayesgmm.validation.bench_scale", "--worker", *args]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -169,6 +231,39 @@ def _fit_rows(results: dict) -> list[str]:
     return lines
 
 
+def _em_rows(results: dict) -> list[str]:
+    lines = ["## Distributed EM (LocalCluster, 2 worker processes) against in-memory EM", "",
+             "`n_init=1`, default tolerance, the same `random_state`; the Dask fit draws its "
+             "start from a 100,000-row sample, so iteration counts may differ: compare the "
+             "time per iteration too.", "",
+             "| N | method | seconds | iterations | s / iteration | x in-memory | "
+             "log-lik / row |", "|---|---|---|---|---|---|---|"]
+    for key, value in results["em"].items():
+        kind, n_samples = key.split("@")
+        if "error" in value:
+            lines.append(f"| {int(n_samples):,} | {kind} | failed: {value['error']} | | | | |")
+            continue
+        memory = results["em"].get(f"em_memory@{n_samples}", {}).get("seconds")
+        ratio = f"{value['seconds'] / memory:.2f}" if memory else ""
+        per_iteration = value["seconds"] / max(value["n_iter"], 1)
+        lines.append(f"| {int(n_samples):,} | {kind} | {value['seconds']:.1f} | "
+                     f"{value['n_iter']} | {per_iteration:.2f} | {ratio} | "
+                     f"{value['lower_bound']:.6f} |")
+    return lines
+
+
+def _scoring_rows(results: dict) -> list[str]:
+    lines = [f"## Scoring throughput: `membership_summary` of {SCORING_ROWS:,} Dask rows, "
+             f"{SCORING_DRAWS} draws", "", "| workers | seconds | rows / s |", "|---|---|---|"]
+    for workers, value in results["scoring"].items():
+        if "error" in value:
+            lines.append(f"| {workers} | failed: {value['error']} | |")
+            continue
+        lines.append(f"| {workers} | {value['seconds']:.1f} | "
+                     f"{value['rows_per_second']:,.0f} |")
+    return lines
+
+
 def write_report(results: dict, total: float) -> None:
     lines = ["# Large-N Bayesian fits (`make bench` -> bayesgmm.validation.bench_scale)", "",
              __doc__.split("\n\n")[1].replace("\n", " "), "",
@@ -196,17 +291,25 @@ def main(argv=None) -> None:
     parser.add_argument("--sizes", type=int, nargs="*", default=list(SIZES))
     parser.add_argument("--methods", nargs="*",
                         default=["sklearn", "laplace", "coreset_nuts", "nuts"])
+    parser.add_argument("--skip-dask", action="store_true",
+                        help="skip distributed EM and the scoring throughput")
     parser.add_argument("--rerun-reference", action="store_true",
                         help=f"rerun full NUTS at {REFERENCE_SIZE:,} rows instead of reading "
                              f"{REFERENCE}")
     args = parser.parse_args(argv)
     if args.worker:
-        result = worker_fit(args.worker[0], int(args.worker[1]))
+        kind, size = args.worker[0], int(args.worker[1])
+        if kind.startswith("em_"):
+            result = worker_em(kind, size)
+        elif kind.startswith("scoring_"):
+            result = worker_scoring(int(kind.split("_")[1]), size)
+        else:
+            result = worker_fit(kind, size)
         result["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(json.dumps(result))
         return
     began = time.perf_counter()
-    results = {"fits": {}, "agreement": {}}
+    results = {"fits": {}, "agreement": {}, "em": {}, "scoring": {}}
     for n_samples in args.sizes:
         for method in args.methods:
             if method == "nuts" and n_samples > NUTS_LARGEST:
@@ -217,6 +320,16 @@ def main(argv=None) -> None:
                 continue
             print(f"{method} at {n_samples:,} rows", flush=True)
             results["fits"][f"{method}@{n_samples}"] = _run_worker(method, str(n_samples))
+    if not args.skip_dask:
+        for n_samples in EM_SIZES:
+            for kind in ("em_memory", "em_dask", "em_sklearn"):
+                print(f"{kind} at {n_samples:,} rows", flush=True)
+                results["em"][f"{kind}@{n_samples}"] = _run_worker(kind, str(n_samples))
+        for n_workers in (1, 2):
+            print(f"scoring with {n_workers} workers", flush=True)
+            results["scoring"][str(n_workers)] = _run_worker(f"scoring_{n_workers}",
+                                                             str(SCORING_ROWS))
+    results["sections"] = [_em_rows(results), _scoring_rows(results)]
     reference = results["fits"].get(f"nuts@{REFERENCE_SIZE}")
     if reference and "error" not in reference and args.rerun_reference:
         REFERENCE.write_text(json.dumps(reference, indent=1))
