@@ -3,6 +3,14 @@
 Numpy only.  EM standardises inside (so ``reg_covar`` is relative to each
 feature's variance); the Bayesian model states its weakly informative priors
 on the standardised scale unless ``GMMPriors(standardize=False)``.
+
+The bulk standardisation (:func:`standardization`) is stated once, in pieces
+that a table in chunks can use as well (a Dask EM fit,
+:mod:`bayesgmm.em._distributed`): the fences from the quartiles of some rows
+(:func:`bulk_fences`), the moments of the bulk values of a block of rows
+(:func:`bulk_moments`), combined over blocks (:func:`add_bulk_moments`),
+and the centre and scale from the moments of all the rows
+(:func:`centre_and_scale`).
 """
 
 from __future__ import annotations
@@ -23,8 +31,16 @@ from bayesgmm.priors import GMMPriors, ResolvedPriors
 __all__ = [
     "COVARIANCE_TYPES",
     "SCALE_MODES",
+    "BulkFences",
+    "BulkMoments",
     "ModelData",
+    "add_bulk_moments",
+    "bulk_fences",
     "bulk_mask",
+    "bulk_moments",
+    "centre_and_scale",
+    "column_quartiles",
+    "inside_fences",
     "model_noise_log_density",
     "model_noise_log_sides",
     "model_scale",
@@ -45,18 +61,104 @@ km/s lie 3.1 IQRs out); a Gaussian column reaches it at 7.4 sd, never in
 practice.  The outliers that break a fit lie thousands of IQRs out."""
 
 
-def _weighted_quartiles(values: np.ndarray, sample_weight: np.ndarray) -> np.ndarray:
-    """Weighted first and third quartiles of each column, NaN ignored; shape (2, n_features).
+def column_quartiles(
+    values: np.ndarray, sample_weight: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """First and third quartiles of every column, NaN ignored.
 
-    ``inverted_cdf`` is the quantile numpy defines for weights: with integer
-    weights it is the quantile of the rows repeated (up to interpolation).
+    Without weights, ``np.nanpercentile``'s linear interpolation (without
+    NaN, ``np.percentile``'s values bit for bit).  With frequency weights,
+    the inverse of the weighted empirical distribution function (numpy's
+    ``inverted_cdf``, the one method it offers with weights) over the rows
+    of positive weight.  That one does not change when every weight is
+    multiplied by a constant; the repeated rows' linear interpolation would
+    (its ``(n - 1) q`` position makes the quartiles of weights summing to 5
+    differ from those of the same weights times 100).  The two definitions
+    differ by less than one gap between neighbouring order statistics, so
+    they class a value differently only when it lies that close to a fence.
+
+    Parameters
+    ----------
+    values : ndarray of shape (n_samples, n_features)
+        Every column needs an observed value (of positive weight).
+    sample_weight : ndarray of shape (n_samples,), optional
+        Non-negative frequency weights.
+
+    Returns
+    -------
+    lower, upper : ndarray of shape (n_features,)
+
+    Examples
+    --------
+    >>> values = np.array([[1.0], [2.0], [10.0]])
+    >>> [q.tolist() for q in column_quartiles(values, np.array([2.0, 1.0, 1.0]))]
+    [[1.0], [2.0]]
     """
+    if sample_weight is None:
+        lower, upper = np.nanpercentile(values, [25.0, 75.0], axis=0)
+        return lower, upper
     quartiles = np.empty((2, values.shape[1]))
     for j, column in enumerate(values.T):
-        observed = ~np.isnan(column) & (sample_weight > 0)
-        quartiles[:, j] = np.percentile(column[observed], [25.0, 75.0],
-                                        weights=sample_weight[observed], method="inverted_cdf")
-    return quartiles
+        counted = ~np.isnan(column) & (sample_weight > 0)
+        quartiles[:, j] = np.percentile(column[counted], [25.0, 75.0],
+                                        weights=sample_weight[counted], method="inverted_cdf")
+    return quartiles[0], quartiles[1]
+
+
+class BulkFences(NamedTuple):
+    """Far-out fences of every column: ``[Q1 - 5 IQR, Q3 + 5 IQR]``.
+
+    Attributes
+    ----------
+    lower, upper : ndarray of shape (n_features,)
+    whole : ndarray of bool, shape (n_features,)
+        Columns whose interquartile range is 0 (at least half their values
+        tied), which cannot tell outliers from the bulk: every value is bulk.
+    """
+
+    lower: np.ndarray
+    upper: np.ndarray
+    whole: np.ndarray
+
+    @property
+    def middle(self) -> np.ndarray:
+        """Halfway between the fences: an origin near the bulk (:func:`bulk_moments`)."""
+        return 0.5 * (self.lower + self.upper)
+
+
+def bulk_fences(values: np.ndarray, sample_weight: np.ndarray | None = None) -> BulkFences:
+    """The fences set by the (weighted) quartiles of some rows (:func:`column_quartiles`).
+
+    Parameters
+    ----------
+    values : ndarray of shape (n_samples, n_features)
+        All the rows, or a sample of them (a Dask fit); NaN where missing.
+    sample_weight : ndarray of shape (n_samples,), optional
+
+    Returns
+    -------
+    BulkFences
+    """
+    lower, upper = column_quartiles(values, sample_weight)
+    spread = upper - lower
+    return BulkFences(lower - FAR_OUT_IQRS * spread, upper + FAR_OUT_IQRS * spread,
+                      spread == 0.0)
+
+
+def inside_fences(values: np.ndarray, fences: BulkFences) -> np.ndarray:
+    """Which values are bulk: observed, and inside their column's fences (or all of a whole one).
+
+    Parameters
+    ----------
+    values : ndarray of shape (n_samples, n_features)
+    fences : BulkFences
+
+    Returns
+    -------
+    ndarray of bool, same shape
+    """
+    inside = (values >= fences.lower) & (values <= fences.upper)
+    return (inside | fences.whole) & ~np.isnan(values)
 
 
 def bulk_mask(values: np.ndarray, sample_weight: np.ndarray | None = None) -> np.ndarray:
@@ -69,24 +171,119 @@ def bulk_mask(values: np.ndarray, sample_weight: np.ndarray | None = None) -> np
         observed values, and a missing value is never bulk.  Every column
         needs an observed value.
     sample_weight : ndarray of shape (n_samples,), optional
-        Frequency weights: the quartiles are weighted
-        (:func:`_weighted_quartiles`).
+        Frequency weights: the quartiles are weighted (:func:`column_quartiles`).
 
     Returns
     -------
     ndarray of bool, same shape
-        True inside ``[Q1 - 5 IQR, Q3 + 5 IQR]``.  A column whose IQR is 0 (at
-        least half its values tied) cannot tell outliers from the bulk: all
-        of it counts as bulk.
+        True inside ``[Q1 - 5 IQR, Q3 + 5 IQR]``, and everywhere observed in
+        a column whose IQR is 0 (:class:`BulkFences`).
     """
-    if sample_weight is None:
-        # Without NaN, nanpercentile returns np.percentile's values bit for bit.
-        lower, upper = np.nanpercentile(values, [25.0, 75.0], axis=0)
-    else:
-        lower, upper = _weighted_quartiles(values, sample_weight)
-    spread = upper - lower
-    inside = (values >= lower - FAR_OUT_IQRS * spread) & (values <= upper + FAR_OUT_IQRS * spread)
-    return (inside | (spread == 0.0)) & ~np.isnan(values)
+    return inside_fences(values, bulk_fences(values, sample_weight))
+
+
+class BulkMoments(NamedTuple):
+    """Weighted moments of each column's bulk values in a block of rows.
+
+    Blocks combine (:func:`add_bulk_moments`) when their moments are taken
+    about the same origin.
+
+    Attributes
+    ----------
+    origin : float or ndarray of shape (n_features,)
+        The point the moments are taken about.
+    weight : ndarray of shape (n_features,)
+        Total weight of the bulk values.
+    mean : ndarray of shape (n_features,)
+        Their weighted mean minus ``origin`` (0 where ``weight`` is 0).
+    squares : ndarray of shape (n_features,)
+        The weighted sum of their squared deviations from their mean.
+    """
+
+    origin: float | np.ndarray
+    weight: np.ndarray
+    mean: np.ndarray
+    squares: np.ndarray
+
+
+def bulk_moments(
+    values: np.ndarray, sample_weight: np.ndarray | None, fences: BulkFences,
+    origin: float | np.ndarray = 0.0,
+) -> BulkMoments:
+    """The moments of the bulk values of some rows, in two passes (mean, then deviations).
+
+    Parameters
+    ----------
+    values : ndarray of shape (n_samples, n_features)
+        NaN where missing.
+    sample_weight : ndarray of shape (n_samples,) or None
+        Frequency weights; rows of weight 0 add nothing.
+    fences : BulkFences
+        From these rows or from a sample of a larger table.
+    origin : float or ndarray of shape (n_features,), default 0
+        0 for the rows of one block: its mean is then ``np.mean``'s, bit for
+        bit.  Blocks to be combined need a common origin near their values
+        (:attr:`BulkFences.middle`): their means are subtracted from each
+        other, and means far from the origin (1e6 for a spread of 1e-3) keep
+        too few digits of the difference.
+
+    Returns
+    -------
+    BulkMoments
+    """
+    bulk = inside_fences(values, fences)
+    # Unit weights multiply exactly: unweighted, these are the plain sums.
+    weights = np.where(bulk, 1.0 if sample_weight is None else sample_weight[:, None], 0.0)
+    weight = weights.sum(axis=0)
+    deviations = np.where(bulk, values - origin, 0.0)
+    total = (weights * deviations).sum(axis=0)
+    mean = np.divide(total, weight, out=np.zeros_like(total), where=weight > 0.0)
+    squares = (weights * np.where(bulk, deviations - mean, 0.0) ** 2).sum(axis=0)
+    return BulkMoments(origin, weight, mean, squares)
+
+
+def add_bulk_moments(first: BulkMoments, second: BulkMoments) -> BulkMoments:
+    """The moments of two disjoint blocks of rows together (Chan, Golub & LeVeque 1979).
+
+    Examples
+    --------
+    >>> values = np.array([[1.0], [2.0], [4.0], [7.0]])
+    >>> fences = bulk_fences(values)
+    >>> parts = add_bulk_moments(bulk_moments(values[:1], None, fences),
+    ...                          bulk_moments(values[1:], None, fences))
+    >>> whole = bulk_moments(values, None, fences)
+    >>> all(np.allclose(a, b) for a, b in zip(parts, whole))
+    True
+    """
+    weight = first.weight + second.weight
+    share = np.divide(second.weight, weight, out=np.zeros_like(weight), where=weight > 0.0)
+    shift = second.mean - first.mean
+    return BulkMoments(first.origin, weight, first.mean + share * shift,
+                       first.squares + second.squares + first.weight * share * shift**2)
+
+
+def centre_and_scale(moments: BulkMoments, scale_mode: str) -> tuple[np.ndarray, np.ndarray]:
+    """The centre and scale of :func:`standardization`, from the moments of all the rows.
+
+    Parameters
+    ----------
+    moments : BulkMoments
+        Of every row (:func:`add_bulk_moments` over blocks).
+    scale_mode : {"feature", "common"}
+        Per-feature standard deviations, or one common scale (the root mean
+        of the feature variances) repeated for every feature.
+
+    Returns
+    -------
+    centre, scale : ndarray of shape (n_features,)
+        ``scale`` is 1 where a column has no spread.
+    """
+    variance = moments.squares / moments.weight
+    if scale_mode == "common":
+        variance = np.full_like(variance, variance.mean())
+    scale = np.sqrt(variance)
+    scale[scale == 0.0] = 1.0
+    return moments.origin + moments.mean, scale
 
 
 def standardization(values: np.ndarray, scale_mode: str,
@@ -103,6 +300,9 @@ def standardization(values: np.ndarray, scale_mode: str,
     every cluster look like a point and merged them.  Why not the IQR
     itself: on multimodal data (Old Faithful) it is 1.3-1.5x the sd and
     would change every weakly informative default that has been validated.
+
+    In pieces: :func:`bulk_fences`, :func:`bulk_moments` of the one block,
+    :func:`centre_and_scale`.
 
     Parameters
     ----------
@@ -121,22 +321,19 @@ def standardization(values: np.ndarray, scale_mode: str,
     centre, scale : ndarray of shape (n_features,)
         ``scale`` is strictly positive (1 where a column has no spread, which
         only happens for a single row).
+
+    Examples
+    --------
+    >>> values = np.array([[0.0], [1.0], [2.0], [1e6]])
+    >>> repeated = np.array([[0.0], [1.0], [1.0], [2.0], [1e6]])
+    >>> weighted = standardization(values, "feature", np.array([1.0, 2.0, 1.0, 1.0]))
+    >>> np.allclose(weighted, standardization(repeated, "feature"))
+    True
+    >>> [v.tolist() for v in weighted]
+    [[1.0], [0.7071067811865476]]
     """
-    bulk = bulk_mask(values, sample_weight)
-    if sample_weight is None:
-        counts = bulk.sum(axis=0)
-        centre = np.where(bulk, values, 0.0).sum(axis=0) / counts
-        variance = np.where(bulk, (values - centre) ** 2, 0.0).sum(axis=0) / counts
-    else:
-        weights = np.where(bulk, sample_weight[:, None], 0.0)
-        counts = weights.sum(axis=0)
-        centre = (weights * np.where(bulk, values, 0.0)).sum(axis=0) / counts
-        variance = (weights * np.where(bulk, values - centre, 0.0) ** 2).sum(axis=0) / counts
-    if scale_mode == "common":
-        variance = np.full_like(variance, variance.mean())
-    scale = np.sqrt(variance)
-    scale[scale == 0.0] = 1.0
-    return centre, scale
+    fences = bulk_fences(values, sample_weight)
+    return centre_and_scale(bulk_moments(values, sample_weight, fences), scale_mode)
 
 
 class ModelData(NamedTuple):

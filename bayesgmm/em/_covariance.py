@@ -251,7 +251,7 @@ def _spherical_covariances(second_moments, nk, means, reg_covar):
 
 
 def _spherical_rescale(values, scale, power):
-    # Spherical fits use one common scale for every feature (see ``scale_mode``).
+    # Spherical fits use one common scale for every feature (scaling.SCALE_MODES).
     return values * float(scale[0]) ** power
 
 
@@ -296,10 +296,6 @@ class CovarianceFamily:
         inverse).
     n_covariance_parameters : callable
         ``(n_components, n_features) -> int``.
-    scale_mode : str
-        ``"feature"`` when each feature may be standardised on its own, or
-        ``"common"`` when the family needs one scale for all features
-        (spherical: a per-feature rescaling would break sphericity).
     rescale_covariances, rescale_precisions, rescale_precisions_cholesky
         ``(values, scale) -> values`` mapping from the standardised scale back
         to data units, where ``x = centre + scale * z``.
@@ -318,7 +314,6 @@ class CovarianceFamily:
     dense: Callable
     invert: Callable
     n_covariance_parameters: Callable
-    scale_mode: str
     rescale_covariances: Callable
     rescale_precisions: Callable
     rescale_precisions_cholesky: Callable
@@ -339,7 +334,6 @@ COVARIANCE_FAMILIES: dict[str, CovarianceFamily] = {
         dense=lambda c, k, d: c,
         invert=np.linalg.inv,
         n_covariance_parameters=lambda k, d: k * d * (d + 1) // 2,
-        scale_mode="feature",
         rescale_covariances=_matrix_rescale_covariances,
         rescale_precisions=_matrix_rescale_precisions,
         rescale_precisions_cholesky=_matrix_rescale_precisions_cholesky,
@@ -358,7 +352,6 @@ COVARIANCE_FAMILIES: dict[str, CovarianceFamily] = {
         dense=lambda c, k, d: np.broadcast_to(c, (k, d, d)).copy(),
         invert=np.linalg.inv,
         n_covariance_parameters=lambda k, d: d * (d + 1) // 2,
-        scale_mode="feature",
         rescale_covariances=_matrix_rescale_covariances,
         rescale_precisions=_matrix_rescale_precisions,
         rescale_precisions_cholesky=_matrix_rescale_precisions_cholesky,
@@ -377,7 +370,6 @@ COVARIANCE_FAMILIES: dict[str, CovarianceFamily] = {
         dense=lambda c, k, d: c[:, :, None] * np.eye(d),
         invert=np.reciprocal,
         n_covariance_parameters=lambda k, d: k * d,
-        scale_mode="feature",
         rescale_covariances=_vector_rescale_covariances,
         rescale_precisions=_vector_rescale_precisions,
         rescale_precisions_cholesky=_vector_rescale_precisions_cholesky,
@@ -396,7 +388,6 @@ COVARIANCE_FAMILIES: dict[str, CovarianceFamily] = {
         dense=lambda c, k, d: c[:, None, None] * np.eye(d),
         invert=np.reciprocal,
         n_covariance_parameters=lambda k, d: k,
-        scale_mode="common",
         rescale_covariances=lambda values, scale: _spherical_rescale(values, scale, 2),
         rescale_precisions=lambda values, scale: _spherical_rescale(values, scale, -2),
         rescale_precisions_cholesky=lambda values, scale: _spherical_rescale(

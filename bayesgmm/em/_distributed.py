@@ -20,10 +20,10 @@ Decisions:
   that.  The input's graph (a Parquet read, a DataFrame conversion) runs
   once, not per iteration.
 * **Standardisation.**  The bulk rule of :func:`bayesgmm.scaling.standardization`
-  (mean and sd of each column inside its far-out fences, weighted as in
-  :mod:`bayesgmm.em._standardization`) with the fences taken from the
-  quartiles of the start sample (below), and the mean and sd inside them
-  summed exactly over all the rows.  With at most :data:`SAMPLE_ROWS` rows
+  (weighted mean and sd of each column inside its far-out fences) with the
+  fences taken from the quartiles of the start sample (below), and the mean
+  and sd inside them combined exactly over the chunks
+  (:func:`bayesgmm.scaling.add_bulk_moments`).  With at most :data:`SAMPLE_ROWS` rows
   the sample is every row, so the standardisation is the in-memory one up to
   summation order; beyond, a value is classed differently only where the
   sample's quartiles put a fence on the other side of it, which for 1e5
@@ -78,17 +78,17 @@ from bayesgmm.em._algorithm import (
     sufficient_statistics,
     with_far_moments,
 )
-from bayesgmm.em._covariance import get_family
 from bayesgmm.em._missing import missingness_patterns, noise_log_sides
 from bayesgmm.em._problem import FitProblem, FitSettings, start_rows
-from bayesgmm.em._standardization import (
-    add_bulk_sums,
-    bulk_fences,
-    bulk_sums,
-    centre_and_scale,
-)
 from bayesgmm.noise import noise_region
 from bayesgmm.sample_weight import check_sample_weight
+from bayesgmm.scaling import (
+    SCALE_MODES,
+    add_bulk_moments,
+    bulk_fences,
+    bulk_moments,
+    centre_and_scale,
+)
 
 __all__ = [
     "SAMPLE_ROWS",
@@ -448,7 +448,7 @@ def distributed_problem(
     """The problem of a fit on a Dask array or DataFrame (module notes).
 
     Four computes before EM: persisting the rows, checking and summarising
-    them (gathering the start sample), the bulk sums of the standardisation,
+    them (gathering the start sample), the bulk moments of the standardisation,
     and persisting the standardised rows (the raw copy is released when this
     returns, unless the caller holds it).
 
@@ -487,10 +487,11 @@ def distributed_problem(
         sample_weights = sample_weights[sample_weights > 0]
         check_n_components(settings.n_components, len(sample_values))
 
-    scale_mode = get_family(settings.covariance_type).scale_mode
     fences = bulk_fences(sample_values, sample_weights)
-    (sums,) = dask.compute(_tree_sum(_map_chunks(rows, bulk_sums, fences), add_bulk_sums))
-    centre, scale = centre_and_scale(sums, fences, scale_mode)
+    (moments,) = dask.compute(
+        _tree_sum(_map_chunks(rows, bulk_moments, fences, fences.middle), add_bulk_moments)
+    )
+    centre, scale = centre_and_scale(moments, SCALE_MODES[settings.covariance_type])
     region = None
     if settings.noise:
         region = noise_region(np.vstack([summary.low, summary.high]), settings.noise_volume)

@@ -9,8 +9,6 @@ from sklearn.exceptions import ConvergenceWarning
 from bayesgmm.em import GaussianMixtureEM, reference_em
 from bayesgmm.em._initialization import initial_responsibilities, kmeans_plusplus
 from bayesgmm.em._noise_start import neighbour_radius, noise_start
-from bayesgmm.em._standardization import weighted_quartiles, weighted_standardization
-from bayesgmm.scaling import standardization
 
 COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
 FITTED = ["weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_", "noise_weight_"]
@@ -219,26 +217,6 @@ def test_criteria_refuse_bad_weights():
 
 
 # ---------------------------------------------------------------- the pieces
-def test_weighted_quartiles_are_scale_free_and_close_to_the_repeated_rows(rng):
-    values = with_missing(rng.normal(size=(200, 3)), seed=9)
-    weights = rng.integers(0, 4, size=200).astype(float)
-    quartiles = np.array(weighted_quartiles(values, weights))
-    np.testing.assert_array_equal(np.array(weighted_quartiles(values, 0.01 * weights)), quartiles)
-    # Within one gap between order statistics of the repeated rows' linear quartiles.
-    repeated = np.repeat(values, weights.astype(int), axis=0)
-    np.testing.assert_allclose(quartiles, np.nanpercentile(repeated, [25.0, 75.0], axis=0),
-                               atol=0.1)
-
-
-@pytest.mark.parametrize("scale_mode", ["feature", "common"])
-def test_weighted_standardization_is_that_of_repeated_rows(rng, scale_mode):
-    values = np.vstack([rng.normal(size=(60, 2)), [[1e4, -1e4]]])  # a far row outside the bulk
-    weights = rng.integers(1, 5, size=61).astype(float)
-    repeated = np.repeat(values, weights.astype(int), axis=0)
-    np.testing.assert_allclose(weighted_standardization(values, scale_mode, weights),
-                               standardization(repeated, scale_mode), rtol=1e-12)
-
-
 def test_weighted_neighbour_radius_and_noise_start_are_those_of_repeated_rows(rng):
     Z = rng.normal(size=(80, 2))
     weights = rng.integers(1, 4, size=80).astype(float)
