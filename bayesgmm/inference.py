@@ -36,7 +36,7 @@ import xarray as xr
 
 from bayesgmm._kernel import logp_and_grad, logp_batch
 from bayesgmm.advi import ADVI_METHODS, fit_advi
-from bayesgmm.coreset import CORESET_SIZE, lightweight_coreset
+from bayesgmm.coreset import CORESET_SIZE, lightweight_coreset, warn_overconfident
 from bayesgmm.laplace import LaplaceResult, fit_laplace
 from bayesgmm.noise import NoiseComponent
 from bayesgmm.parameters import Layout, ModelParameters, unconstrained_to_parameters
@@ -409,6 +409,7 @@ def laplace_sample(result: LaplaceResult, layout: Layout, draws: int, rng: np.ra
 def _coreset_nuts(start, layout, settings, rng, rows: RowAccess) -> PosteriorSample:
     centres = unconstrained_to_parameters(start, layout).means
     coreset = lightweight_coreset(rows.values, centres, CORESET_SIZE, rng, rows.sample_weight)
+    warn_overconfident(rows.values.shape[0], CORESET_SIZE)
     unit_weights = coreset.weights / (1.0 if rows.sample_weight is None
                                       else rows.sample_weight[coreset.rows])
     sample = _nuts_nutpie(rows.pack_rows(coreset.rows, unit_weights), start, layout, settings,

@@ -6,7 +6,7 @@ import pytest
 from bayesgmm import BayesianGMM, inference
 from bayesgmm._kernel import logp_and_grad
 from bayesgmm.bayes import diagnostics_reported
-from bayesgmm.coreset import lightweight_coreset
+from bayesgmm.coreset import CoresetWarning, lightweight_coreset
 from bayesgmm.fitting import prepare_problem
 from bayesgmm.laplace import ShardedDensity, finite_difference_hessian, newton_mode
 from bayesgmm.priors import GMMPriors
@@ -141,3 +141,13 @@ def test_coreset_refuses_missing_values():
 def test_large_n_methods_refuse_the_pymc_engine(faithful_like):
     with pytest.raises(ValueError, match="engine='nutpie'"):
         BayesianGMM(2, method="laplace", engine="pymc", progressbar=False).fit(faithful_like)
+
+
+def test_coreset_nuts_runs_and_warns_of_overconfidence(faithful_like):
+    with pytest.warns(CoresetWarning, match="laplace"), diagnostics_reported():
+        model = BayesianGMM(2, method="coreset_nuts", chains=2, draws=200, tune=200,
+                            random_state=0, progressbar=False).fit(faithful_like)
+    assert model.idata_.attrs["method"] == "coreset_nuts"
+    coreset = model.idata_["coreset"]
+    assert coreset["weights"].sum() == pytest.approx(len(faithful_like), rel=0.1)
+    assert "rhat" in model.diagnostics_.table.index
