@@ -65,7 +65,7 @@ import multiprocessing
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -225,11 +225,41 @@ class KSelection:
         return f"<p><b>{self._choice(' = ')}</b>: {self.rule}</p>{self.table.to_html()}"
 
 
-def _run_all(tasks: list[Task], n_jobs: int, show_progress: bool) -> list:
-    """Run the tasks, in processes when ``n_jobs > 1``; results in task order."""
+def _run_on_client(tasks: list[Task], client, advance) -> list:
+    """Run the tasks on a ``dask.distributed.Client``; each array argument is sent once.
+
+    Every task is one fit (or one K-fold refit) in a worker process, submitted
+    with ``pure=False`` so identical arguments never share a result; arrays
+    are scattered to every worker once instead of travelling with each task.
+    """
+    from distributed import as_completed
+
+    shared: dict[int, Any] = {}
+
+    def scattered(argument):
+        if not isinstance(argument, np.ndarray):
+            return argument
+        if id(argument) not in shared:
+            shared[id(argument)] = client.scatter(argument, broadcast=True)
+        return shared[id(argument)]
+
+    futures = {client.submit(task.function, *map(scattered, task.args), pure=False): position
+               for position, task in enumerate(tasks)}
+    results: list = [None] * len(tasks)
+    for future in as_completed(futures):
+        results[futures[future]] = future.result()
+        advance(tasks[futures[future]].label)
+    return results
+
+
+def _run_all(tasks: list[Task], n_jobs: int, show_progress: bool, client=None) -> list:
+    """Run the tasks: on ``client``, in processes when ``n_jobs > 1``; results in task order."""
     results: list = [None] * len(tasks)
     with Progress(disable=not show_progress, transient=True) as progress:
         bar = progress.add_task("compare_k", total=len(tasks))
+        if client is not None:
+            return _run_on_client(tasks, client, lambda label: progress.update(
+                bar, advance=1, description=f"done {label}"))
         if n_jobs == 1:
             for position, task in enumerate(tasks):
                 progress.update(bar, description=f"fitting {task.label}")
@@ -250,7 +280,7 @@ def _run_all(tasks: list[Task], n_jobs: int, show_progress: bool) -> list:
     return results
 
 
-def _kfold_for_all(per_k: list[KFit], values, n_jobs, progressbar) -> list[KFit]:
+def _kfold_for_all(per_k: list[KFit], values, n_jobs, progressbar, client=None) -> list[KFit]:
     """K-fold for every eligible fit when any needs it: K-fold and PSIS are never compared."""
     n_obs = values.shape[0]
     eligible = [i for i, result in enumerate(per_k)
@@ -259,7 +289,7 @@ def _kfold_for_all(per_k: list[KFit], values, n_jobs, progressbar) -> list[KFit]
         return per_k
     tasks = [Task(f"K-fold {per_k[i].row.covariance_type} K={per_k[i].row.K}", kfold_one_k,
                   (per_k[i], values)) for i in eligible]
-    refitted = dict(zip(eligible, _run_all(tasks, n_jobs, progressbar), strict=True))
+    refitted = dict(zip(eligible, _run_all(tasks, n_jobs, progressbar, client), strict=True))
     return [refitted.get(i, result) for i, result in enumerate(per_k)]
 
 
@@ -324,9 +354,11 @@ def _sweep_settings(ks, n_jobs, max_draws, bayesgmm_kwargs) -> tuple[list[int], 
     ks = _checked_ks(ks)
     if not isinstance(n_jobs, int) or n_jobs < 1:
         raise ValueError(f"n_jobs must be a positive integer, got {n_jobs!r}.")
-    settings = {"progressbar": False, **bayesgmm_kwargs}
+    # NUTS whatever N: BayesianGMM's "auto" would switch to Laplace at large N, and
+    # the eligibility gates and PSIS-LOO below are stated for NUTS draws.
+    settings = {"progressbar": False, "method": "nuts", **bayesgmm_kwargs}
     settings.pop("n_components", None)
-    if settings.get("method", "nuts") != "nuts":
+    if settings["method"] != "nuts":
         raise ValueError(
             "compare_k ranks K by PSIS-LOO, which needs draws from the posterior itself; "
             f"method={settings['method']!r} draws from a variational approximation, whose LOO "
@@ -366,6 +398,7 @@ def compare_k(
     sparse: bool = True,
     max_draws: int = 4000,
     progressbar: bool = True,
+    client=None,
     **bayesgmm_kwargs,
 ) -> KSelection:
     """Compare numbers of components (and structures) by LOO, WAIC, stacking, BIC and occupancy.
@@ -391,6 +424,11 @@ def compare_k(
         means never extend.
     progressbar : bool, default=True
         Show which K is running.
+    client : dask.distributed.Client, optional
+        Run every (structure, K) fit, sparse fit and K-fold refit as a task
+        on this client's workers (the data scattered to them once), instead
+        of here; ``n_jobs`` must then stay 1.  Results are those of the
+        in-process sweep: each task's seed comes from ``random_state``.
     **bayesgmm_kwargs
         Passed to every :class:`BayesianGMM` (``draws``, ``priors``, ...).
 
@@ -420,11 +458,14 @@ def compare_k(
     """
     checked = check_X(X, n_components=1, missing=bayesgmm_kwargs.get("missing", "reject"))
     ks, settings, seeds = _sweep_settings(ks, n_jobs, max_draws, bayesgmm_kwargs)
+    if client is not None and n_jobs != 1:
+        raise ValueError(f"Pass either client= (the tasks run on its workers) or n_jobs="
+                         f"{n_jobs}, not both.")
     sweep = Sweep(ks, _checked_structures(covariance_types, settings), settings, seeds)
     results = _run_all(_tasks(sweep, checked.values, checked.feature_names, max_draws, sparse),
-                       n_jobs, progressbar)
+                       n_jobs, progressbar, client)
     n_fits = len(sweep.ks) * len(sweep.structures)  # the sparse fits come last
-    per_k = _kfold_for_all(results[:n_fits], checked.values, n_jobs, progressbar)
+    per_k = _kfold_for_all(results[:n_fits], checked.values, n_jobs, progressbar, client)
     sparse_fits = dict(zip(sweep.structures, results[n_fits:], strict=True)) if sparse else {}
     table, elpds = build_table(per_k, sparse_fits, sweep.several)
     chosen, rule = decide(table, elpds, se_rule)

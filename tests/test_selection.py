@@ -190,3 +190,14 @@ def test_sparse_view_carries_its_own_diagnostics():
     assert "modes" in selection.sparse_diagnostics.table.index
     trusted = selection.table["p_occupied"].notna().all()
     assert trusted or "p_occupied is blank" in selection.rule
+
+
+def test_sweep_on_a_dask_client_matches_in_process(dask_client):
+    X = separated(2, n_samples=150)
+    in_process = compare_k(X, ks=[1, 2], sparse=False, progressbar=False, **SETTINGS)
+    on_client = compare_k(X, ks=[1, 2], sparse=False, progressbar=False, client=dask_client,
+                          **SETTINGS)
+    np.testing.assert_allclose(on_client.table["elpd_loo"], in_process.table["elpd_loo"])
+    assert on_client.best_k == in_process.best_k
+    with pytest.raises(ValueError, match="not both"):
+        compare_k(X, ks=[1, 2], n_jobs=2, client=dask_client, **SETTINGS)
