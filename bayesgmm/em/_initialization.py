@@ -17,7 +17,10 @@ bit.
 
 from __future__ import annotations
 
+from functools import cache
+
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 __all__ = [
     "INIT_METHODS",
@@ -30,14 +33,36 @@ INIT_METHODS = ("k-means++", "kmeans", "random", "random_from_data")
 _LLOYD_MAX_ITER = 100
 
 
-def _squared_distances(X, centres):
-    """Squared Euclidean distances, shape (n_samples, n_centres)."""
-    distances = (
-        np.einsum("nd,nd->n", X, X)[:, None]
-        - 2.0 * X @ centres.T
-        + np.einsum("kd,kd->k", centres, centres)[None, :]
-    )
-    return np.maximum(distances, 0.0)
+@cache
+def _threadpools() -> ThreadpoolController:
+    """The process's BLAS and OpenMP pools (inspected once: ~2 ms)."""
+    return ThreadpoolController()
+
+
+def _squared_norms(X) -> np.ndarray:
+    """``|x|^2`` of every row, shape (n_samples,)."""
+    return np.einsum("nd,nd->n", X, X)
+
+
+def _squared_distances(X, centres, row_norms: np.ndarray | None = None) -> np.ndarray:
+    """Squared Euclidean distances, shape (n_samples, n_centres).
+
+    ``|x|^2 - 2 x.c + |c|^2``, clipped at 0; ``row_norms``
+    (:func:`_squared_norms` of ``X``) may be computed once for many calls.
+    The product runs on one BLAS thread: with a few centres of a few
+    features there is no work to share, and OpenBLAS's second thread waiting
+    for a busy core cost ~100 ms a call (1e5 rows, 4 centres, 5 features, on
+    a loaded 2-core host) against 0.4 ms on one thread, with the same result
+    bit for bit.
+    """
+    if row_norms is None:
+        row_norms = _squared_norms(X)
+    with _threadpools().limit(limits=1, user_api="blas"):
+        distances = X @ centres.T
+    distances *= -2.0
+    distances += row_norms[:, None]
+    distances += np.einsum("kd,kd->k", centres, centres)
+    return np.maximum(distances, 0.0, out=distances)
 
 
 def _draw_proportional(masses: np.ndarray, n_draws: int, rng: np.random.Generator):
@@ -84,7 +109,8 @@ def kmeans_plusplus(
         indices[0] = rng.integers(n_samples)
     else:
         indices[0] = _draw_proportional(sample_weight, 1, rng)[0]
-    closest = _squared_distances(X, X[indices[:1]])[:, 0]
+    row_norms = _squared_norms(X)
+    closest = _squared_distances(X, X[indices[:1]], row_norms)[:, 0]
     for step in range(1, n_clusters):
         masses = closest if sample_weight is None else closest * sample_weight
         potential = masses.sum()
@@ -96,7 +122,7 @@ def kmeans_plusplus(
             draws = rng.random(n_trials) * potential
             candidates = np.minimum(np.searchsorted(cumulative, draws), n_samples - 1)
         candidate_distances = np.minimum(
-            closest[None, :], _squared_distances(X, X[candidates]).T
+            closest[None, :], _squared_distances(X, X[candidates], row_norms).T
         )
         if sample_weight is None:
             best = int(np.argmin(candidate_distances.sum(axis=1)))
@@ -128,16 +154,18 @@ def lloyd(
     ndarray of shape (n_samples,)
         Cluster label of every point.
     """
-    labels = np.argmin(_squared_distances(X, centres), axis=1)
+    row_norms = _squared_norms(X)
+    labels = np.argmin(_squared_distances(X, centres, row_norms), axis=1)
     weighted_rows = X if sample_weight is None else X * sample_weight[:, None]
+    n_clusters = len(centres)
     for _ in range(max_iter):
-        counts = np.bincount(labels, weights=sample_weight, minlength=len(centres))
-        sums = np.zeros_like(centres)
-        np.add.at(sums, labels, weighted_rows)
+        counts = np.bincount(labels, weights=sample_weight, minlength=n_clusters)
+        sums = np.column_stack([np.bincount(labels, weights=column, minlength=n_clusters)
+                                for column in weighted_rows.T])
         occupied = counts > 0
         centres = centres.copy()
         centres[occupied] = sums[occupied] / counts[occupied, None]
-        new_labels = np.argmin(_squared_distances(X, centres), axis=1)
+        new_labels = np.argmin(_squared_distances(X, centres, row_norms), axis=1)
         if np.array_equal(new_labels, labels):
             break
         labels = new_labels

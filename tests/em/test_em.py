@@ -11,6 +11,7 @@ from sklearn.mixture import GaussianMixture
 from bayesgmm.datasets import load_faithful, make_mixture
 from bayesgmm.em import GaussianMixtureEM, em_step, get_family, n_parameters
 from bayesgmm.em._algorithm import state_from_responsibilities
+from bayesgmm.em._initialization import _squared_distances, lloyd
 
 COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
 
@@ -207,6 +208,18 @@ def test_chunk_size_does_not_change_the_result(rng):
     small = GaussianMixtureEM(3, chunk_size=7, random_state=2).fit(X)
     large = GaussianMixtureEM(3, chunk_size=10_000, random_state=2).fit(X)
     np.testing.assert_allclose(small.lower_bounds_, large.lower_bounds_, rtol=1e-12)
+
+
+def test_kmeans_distances_are_euclidean_and_lloyd_stops_at_its_fixed_point(rng):
+    # Away from the origin |x|^2 - 2 x.c + |c|^2 cancels ~1e6: 1e-10 absolute.
+    X = overlapping_data(rng) + 1e3
+    centres = X[:3]
+    direct = ((X[:, None, :] - centres[None]) ** 2).sum(axis=2)
+    np.testing.assert_allclose(_squared_distances(X, centres), direct, rtol=1e-9, atol=1e-8)
+    assert (_squared_distances(X, X) >= 0.0).all()
+    labels = lloyd(X, centres)
+    means = np.array([X[labels == k].mean(axis=0) for k in range(3)])
+    np.testing.assert_array_equal(np.argmin(_squared_distances(X, means), axis=1), labels)
 
 
 def test_em_step_is_a_pure_function(rng):
