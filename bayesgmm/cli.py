@@ -33,6 +33,7 @@ from rich.table import Table
 from bayesgmm._checks import MISSING_OPTIONS, SEED_LIMIT
 from bayesgmm._version import __version__
 from bayesgmm.em import em_grid
+from bayesgmm.inference import METHODS
 from bayesgmm.parameters import COVARIANCE_TYPES
 
 __all__ = ["main", "UserError"]
@@ -556,7 +557,9 @@ def _add_csv_options(parser) -> None:
 
 def _add_sampling_options(parser, with_method: bool = True) -> None:
     if with_method:
-        parser.add_argument("--method", choices=["nuts", "advi", "fullrank_advi"], default="nuts")
+        parser.add_argument(
+            "--method", choices=METHODS, default="auto",
+            help="auto: NUTS below 50,000 rows, the Laplace approximation from there on")
     parser.add_argument("--covariance", choices=COVARIANCE_TYPES, default="full")
     parser.add_argument("--noise", action="store_true",
                         help="add a uniform noise component for scattered outliers "

@@ -16,6 +16,7 @@ import pandas as pd
 
 from bayesgmm import plots
 from bayesgmm._checks import LOG_LIKELIHOOD_BUDGET
+from bayesgmm.inference import NUTS_METHODS
 from bayesgmm.parameters import parameter_matrix
 from bayesgmm.posterior import parameters_from_posterior, stores_pointwise
 from bayesgmm.selection import REPORT_COLUMNS
@@ -116,7 +117,7 @@ def _figure_makers(model, selection, out: Path):
     if selection is not None and selection.table["elpd_loo"].notna().any():
         makers.append(("Choosing K: elpd and BIC", "k_selection.png",
                        save_axes(selection.plot, "k_selection.png")))
-    if model.idata_.attrs["method"] == "nuts":
+    if model.idata_.attrs["method"] in NUTS_METHODS:
         makers.append(("Rank plots of the relabelled draws", "rank.png",
                        save_collection(plots.plot_rank, "rank.png")))
         makers.append(("Trace plots of the relabelled draws", "trace.png",
