@@ -15,22 +15,10 @@ from bayesgmm.validation.scale_data import synthetic_clusters
 da = pytest.importorskip("dask.array")
 dask = pytest.importorskip("dask")
 dd = pytest.importorskip("dask.dataframe")
-distributed = pytest.importorskip("distributed")
 
 COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
 N_SAMPLES, CHUNK = 20_000, 5_000
 FITTED = ["weights_", "means_", "covariances_", "precisions_cholesky_", "noise_weight_"]
-
-
-@pytest.fixture(scope="module")
-def client():
-    """Two worker processes of one thread each; closed when the module's tests end."""
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=None)
-    client = distributed.Client(cluster)
-    yield client
-    client.close()
-    cluster.close()
 
 
 @pytest.fixture
@@ -66,8 +54,9 @@ def assert_same_fit(distributed_fit, memory_fit, rtol=1e-10, parameter_rtol=1e-8
 
 
 # ---------------------------------------------------------------- on a LocalCluster
+# ``dask_client`` (tests/conftest.py): one cluster for the session, shared with other files.
 @pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
-def test_distributed_em_reaches_the_in_memory_log_likelihood(client, data, covariance_type):
+def test_distributed_em_reaches_the_in_memory_log_likelihood(dask_client, data, covariance_type):
     # Same start, same standardisation (20k rows: the fences' sample is every
     # row), statistics added in another order: the traces agree to rounding
     # (observed: ~1e-15 relative).
@@ -79,14 +68,14 @@ def test_distributed_em_reaches_the_in_memory_log_likelihood(client, data, covar
     assert_same_fit(spread, memory)
 
 
-def test_random_start_on_dask_is_the_in_memory_start(client, data):
+def test_random_start_on_dask_is_the_in_memory_start(dask_client, data):
     # Up to SAMPLE_ROWS rows the initialiser sees every row with the same generator.
     settings = dict(n_init=2, random_state=3, tol=1e-6)
     assert_same_fit(GaussianMixtureEM(4, **settings).fit(dask_rows(data)),
                     GaussianMixtureEM(4, **settings).fit(data))
 
 
-def test_dask_weights_on_the_cluster(client, data):
+def test_dask_weights_on_the_cluster(dask_client, data):
     weights = np.random.default_rng(2).integers(0, 4, N_SAMPLES).astype(float)
     settings = dict(random_state=0, tol=1e-6)
     spread = GaussianMixtureEM(4, **settings).fit(
@@ -94,7 +83,7 @@ def test_dask_weights_on_the_cluster(client, data):
     assert_same_fit(spread, GaussianMixtureEM(4, **settings).fit(data, sample_weight=weights))
 
 
-def test_predictions_are_lazy_chunk_by_chunk_and_match(client, data):
+def test_predictions_are_lazy_chunk_by_chunk_and_match(dask_client, data):
     em = GaussianMixtureEM(4, random_state=0).fit(data)
     rows = dask_rows(data)
     log_density, proba, labels = em.score_samples(rows), em.predict_proba(rows), em.predict(rows)
