@@ -66,9 +66,10 @@ def test_em_start_weights_stay_inside_the_simplex():
 def test_a_start_with_non_finite_density_is_a_clear_error_before_sampling(monkeypatch):
     import bayesgmm.fitting as fitting
 
-    def collapsed(values, n_components, covariance_type, n_init, seed, noise_log_density):
+    def collapsed(values, n_components, covariance_type, n_init, seed, noise_log_density,
+                  sample_weight):
         start = em_start_parameters(values, n_components, covariance_type, n_init, seed,
-                                    noise_log_density)
+                                    noise_log_density, sample_weight)
         return start._replace(scales=np.where(np.arange(n_components)[:, None] == 0, np.nan,
                                               start.scales))
 
