@@ -65,8 +65,10 @@ def test_advi_reports_its_trace_and_the_density_at_each_draw(problem):
 def test_unknown_routes_are_refused(problem):
     with pytest.raises(ValueError, match="compiled density only"):
         run(problem, settings(method="advi", engine="pymc"))
+    with pytest.raises(ValueError, match="compiled density only"):
+        run(problem, settings(method="laplace", engine="pymc"))
     with pytest.raises(ValueError, match="method must be one of"):
-        run(problem, settings(method="laplace"))
+        run(problem, settings(method="gibbs"))
 
 
 def test_pymc_posterior_without_correlations_gets_identity():
