@@ -150,13 +150,15 @@ class BayesianGMM(BaseEstimator):
         box's marginal ``1 / V_obs`` over its observed coordinates.  Rows or
         columns with every value missing are refused.  Data without NaN give
         the same fit bit for bit under either setting.
-    method : {"auto", "nuts", "advi", "fullrank_advi", "laplace", "coreset_nuts"}, default="auto"
+    method : {"auto", "nuts", "advi", "fullrank_advi", "laplace", "minibatch_advi", \
+"coreset_nuts"}, default="auto"
         ``"auto"``: NUTS below :data:`bayesgmm.inference.LARGE_N` rows
         (50,000), the Laplace approximation at the posterior mode
         (:mod:`bayesgmm.laplace`) from there on; ``idata_.attrs["method"]``
         records the method that ran and :meth:`diagnose` its check (R-hat
         and friends for NUTS, Pareto k-hat for Laplace and ADVI).  Any
-        method can be forced.  ``"coreset_nuts"``: NUTS on a weighted
+        method can be forced.  ``"minibatch_advi"``: full-rank ADVI on
+        row batches (:mod:`bayesgmm.minibatch_advi`).  ``"coreset_nuts"``: NUTS on a weighted
         lightweight coreset (:mod:`bayesgmm.coreset`; measured, not the
         default: see ``reports/benchmarks/scale.md``).
     engine : {"nutpie", "pymc"}, default="nutpie"
@@ -636,6 +638,9 @@ class BayesianGMM(BaseEstimator):
                 unflatten_draws(self._parameters, total.shape[0]),
                 tree.sample_stats.to_dataset(), total, tree.attrs["covariance_type"],
             )
+        if "log_ratio" in tree["vi_trace"]:  # minibatch ADVI: a subset of draws checked
+            return diagnose_advi(tree["vi_trace"]["elbo"].values,
+                                 tree["vi_trace"]["log_ratio"].values)
         stats = tree.sample_stats.to_dataset()
         log_ratio = (stats["lp"] - stats["log_q"]).values.ravel()
         return diagnose_advi(tree["vi_trace"]["elbo"].values, log_ratio)
@@ -761,7 +766,7 @@ def _check_settings_match_arrays(model: BayesianGMM, tree: xr.DataTree) -> None:
         if not check(posterior[name].values)
     ]
     method = tree.attrs.get("method", model.method)
-    if method in ADVI_METHODS and "vi_trace" not in tree.children:
+    if method in (*ADVI_METHODS, "minibatch_advi") and "vi_trace" not in tree.children:
         problems.append(f"method={method!r} but the file has no vi_trace group")
     if problems:
         raise ModelFileError(

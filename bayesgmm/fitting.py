@@ -460,7 +460,8 @@ def sample_problem(
                            problem.noise_volume, noise=layout.has_noise,
                            missing=problem.missing, sample_weight=problem.sample_weight)
 
-    rows = RowAccess(problem.scaled.values, problem.sample_weight, problem.pack_rows)
+    rows = RowAccess(problem.scaled.values, problem.sample_weight, problem.pack_rows,
+                     problem.scaled.resolved)
     return sample_posterior(settings, block=problem.block, start=problem.start,
                             layout=problem.layout, model_factory=pymc_model, rng=rng, rows=rows)
 

@@ -23,7 +23,9 @@ Large-N methods (compiled density only; measured against full NUTS in
 * ``"laplace"``: the Gaussian at the posterior mode (:mod:`bayesgmm.laplace`),
   checked by Pareto k-hat;
 * ``"coreset_nuts"``: NUTS on a weighted lightweight coreset
-  (:mod:`bayesgmm.coreset`).
+  (:mod:`bayesgmm.coreset`);
+* ``"minibatch_advi"``: full-rank ADVI on batches of rows
+  (:mod:`bayesgmm.minibatch_advi`), checked by Pareto k-hat like Laplace.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ import xarray as xr
 from bayesgmm._kernel import logp_and_grad, logp_batch
 from bayesgmm.advi import ADVI_METHODS, fit_advi
 from bayesgmm.coreset import CORESET_SIZE, lightweight_coreset, warn_overconfident
-from bayesgmm.laplace import LaplaceResult, fit_laplace
+from bayesgmm.laplace import IMPORTANCE_DRAWS, LaplaceResult, ShardedDensity, fit_laplace
+from bayesgmm.minibatch_advi import fit_minibatch_advi
 from bayesgmm.noise import NoiseComponent
 from bayesgmm.parameters import Layout, ModelParameters, unconstrained_to_parameters
 
@@ -58,7 +61,7 @@ __all__ = [
     "sample_posterior",
 ]
 
-LARGE_N_METHODS = ("laplace", "coreset_nuts")
+LARGE_N_METHODS = ("laplace", "coreset_nuts", "minibatch_advi")
 NUTS_METHODS = ("nuts", "coreset_nuts")
 METHODS = ("auto", "nuts") + ADVI_METHODS + LARGE_N_METHODS
 ENGINES = ("nutpie", "pymc")
@@ -104,11 +107,14 @@ class RowAccess(NamedTuple):
     pack_rows : callable
         ``(rows, weight_scale) -> block`` for some rows, their weights
         multiplied by ``weight_scale`` (a number or one per row).
+    priors : ResolvedPriors
+        The priors on the model's scale (minibatch ADVI packs its own blocks).
     """
 
     values: np.ndarray
     sample_weight: np.ndarray | None
     pack_rows: object
+    priors: object = None
 
 
 class SamplerSettings(NamedTuple):
@@ -418,6 +424,31 @@ def _coreset_nuts(start, layout, settings, rng, rows: RowAccess) -> PosteriorSam
         {"rows": ("coreset_row", coreset.rows), "weights": ("coreset_row", coreset.weights)})})
 
 
+def _minibatch_advi(start, layout, settings, rng, rows: RowAccess) -> PosteriorSample:
+    if rows.sample_weight is not None:
+        raise ValueError("method='minibatch_advi' does not take sample_weight yet; use "
+                         "method='laplace' (the large-N default), which does.")
+    began = time.perf_counter()
+    result = fit_minibatch_advi(start, rows.values, rows.priors, layout.n_components,
+                                layout.covariance_type, rng, n_iter=settings.advi_iterations,
+                                noise_log_density=layout.noise_log_density)
+    theta = result.sample(settings.draws, rng)
+    elapsed = time.perf_counter() - began
+    # The check reads every row, so it uses IMPORTANCE_DRAWS of the draws, as Laplace's.
+    density = ShardedDensity([rows.pack_rows(part) for part in
+                              np.array_split(np.arange(rows.values.shape[0]), 2)],
+                             rows.pack_rows(np.arange(0)))
+    try:
+        checked = theta[:IMPORTANCE_DRAWS]
+        log_ratio = density.log_densities(checked) - result.log_density(checked)
+    finally:
+        density.close()
+    trace = xr.Dataset({"elbo": ("iteration", result.elbo),
+                        "log_ratio": ("check_draw", log_ratio)})
+    return PosteriorSample(unconstrained_to_parameters(theta[None, :, :], layout), xr.Dataset(),
+                           {"vi_trace": trace}, elapsed)
+
+
 def _advi_own(block, start, layout, settings, rng) -> PosteriorSample:
     began = time.perf_counter()
     result = fit_advi(
@@ -498,7 +529,9 @@ def sample_posterior(
             return _laplace(start, layout, settings, rng, rows)
         case "coreset_nuts", "nutpie":
             return _coreset_nuts(start, layout, settings, rng, rows)
-        case ("laplace" | "coreset_nuts"), "pymc":
+        case "minibatch_advi", "nutpie":
+            return _minibatch_advi(start, layout, settings, rng, rows)
+        case ("laplace" | "coreset_nuts" | "minibatch_advi"), "pymc":
             raise ValueError(
                 f"method={settings.method!r} runs on bayesgmm's compiled density only; use "
                 "engine='nutpie' (the default)."

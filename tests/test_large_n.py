@@ -151,3 +151,14 @@ def test_coreset_nuts_runs_and_warns_of_overconfidence(faithful_like):
     coreset = model.idata_["coreset"]
     assert coreset["weights"].sum() == pytest.approx(len(faithful_like), rel=0.1)
     assert "rhat" in model.diagnostics_.table.index
+
+
+def test_minibatch_advi_runs_with_its_check(faithful_like):
+    model = BayesianGMM(2, method="minibatch_advi", draws=300, advi_iterations=2000,
+                        random_state=0, progressbar=False).fit(faithful_like)
+    assert model.idata_.attrs["method"] == "minibatch_advi"
+    assert model.idata_["vi_trace"]["log_ratio"].size == 100
+    assert "khat" in model.diagnostics_.table.index
+    with pytest.raises(ValueError, match="sample_weight"):
+        BayesianGMM(2, method="minibatch_advi", progressbar=False).fit(
+            faithful_like, sample_weight=np.full(len(faithful_like), 2.0))
