@@ -143,3 +143,17 @@ def test_numpy_and_pandas_input_are_unchanged(model):
     assert isinstance(model.predict_proba(frame), np.ndarray)
     assert isinstance(model.membership_summary(frame)["prob"].data, np.ndarray)
     assert isinstance(model.predict(pd.DataFrame(frame)), np.ndarray)
+
+
+def test_a_noise_model_gets_its_noise_columns_on_dask(client):
+    frame = load_faithful()
+    with diagnostics_reported():
+        noisy = BayesianGMM(2, noise=True, method="nuts", chains=1, draws=100, tune=100,
+                            random_state=0, progressbar=False).fit(frame)
+    rows = da.from_array(frame.to_numpy(), chunks=(100, 2))
+    lazy, expected = noisy.membership_summary(rows), noisy.membership_summary(frame)
+    assert {"p_noise", "p_noise_lower", "p_noise_upper"} <= set(lazy.data_vars)
+    computed = lazy.compute(scheduler="sync")
+    for name in expected.data_vars:
+        np.testing.assert_allclose(computed[name].values, expected[name].values, **EXACT)
+    np.testing.assert_array_equal(noisy.predict(rows).compute(), noisy.predict(frame))
