@@ -186,9 +186,14 @@ class BayesianGMM(BaseEstimator):
     Attributes
     ----------
     idata_ : xarray.DataTree
-        ``posterior`` (relabelled, data units), ``sample_stats``,
-        ``log_likelihood``, ``observed_data``; root attributes hold the
-        settings, priors (JSON), data SHA-256 and version.
+        ``posterior`` (relabelled, data units), ``sample_stats`` (with the
+        per-draw ``total_log_likelihood`` for NUTS), ``log_likelihood``
+        only within :data:`bayesgmm._checks.LOG_LIKELIHOOD_BUDGET` values
+        (attribute ``pointwise_log_likelihood_stored``), ``observed_data``
+        (for a Dask fit: the gathered sample), ``constant_data`` (weights of
+        a weighted fit), and per method ``laplace``, ``vi_trace`` or
+        ``coreset``; root attributes hold the settings, priors (JSON), data
+        SHA-256, version and the method that ran.
     relabelling_ : RelabellingSummary
         Method, iterations, the number of draws and of permuted draws.
     priors_ : GMMPriors

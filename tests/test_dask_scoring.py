@@ -35,16 +35,10 @@ def model():
                            progressbar=False).fit(load_faithful())
 
 
-@pytest.fixture(scope="module")
-def client():
-    # The scheduler serves its HTTP routes even without a dashboard, on 8787 by
-    # default: a random port keeps it from clashing with another cluster here.
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=None,
-                                       scheduler_kwargs={"dashboard_address": ":0"})
-    with distributed.Client(cluster) as connected:
-        yield connected
-    cluster.close()
+@pytest.fixture
+def client(dask_client):
+    """The session's LocalCluster (tests/conftest.py)."""
+    return dask_client
 
 
 @pytest.fixture(params=["distributed", "sync"])

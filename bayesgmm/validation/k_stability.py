@@ -21,7 +21,7 @@ import numpy as np
 
 from bayesgmm.bayes import BayesianGMM, diagnostics_reported
 from bayesgmm.datasets import load_faithful, load_galaxies
-from bayesgmm.posterior import OBSERVED
+from bayesgmm.posterior import total_log_likelihood
 from bayesgmm.selection import compare_k
 
 SEEDS = range(5)
@@ -33,7 +33,7 @@ def collapse_check(seed: int) -> dict:
         fit = BayesianGMM(5, draws=500, tune=500, chains=4, random_state=seed,
                           progressbar=False).fit(X)
     scales = fit.idata_.posterior["scales"].values / X.to_numpy().std(axis=0)
-    chain_means = fit.idata_.log_likelihood[OBSERVED].values.sum(axis=-1).mean(axis=1)
+    chain_means = total_log_likelihood(fit.idata_).mean(axis=1)
     others = [np.delete(chain_means, c).mean() for c in range(chain_means.size)]
     return {"seed": seed, "min_scale_ratio": float(scales.min()),
             "max_chain_gap": float(np.max(chain_means - np.asarray(others))),
