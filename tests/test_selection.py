@@ -90,9 +90,15 @@ def test_one_failing_k_does_not_lose_the_others():
     assert set(selection.fits) == {1, 2}
 
 
-def test_parallel_sweep_matches_sequential():
+@pytest.fixture(scope="module")
+def sequential_sweep():
+    """compare_k in this process on two separated clusters (the reference of the next tests)."""
     X = separated(2, n_samples=150)
-    sequential = compare_k(X, ks=[1, 2], sparse=False, progressbar=False, **SETTINGS)
+    return X, compare_k(X, ks=[1, 2], sparse=False, progressbar=False, **SETTINGS)
+
+
+def test_parallel_sweep_matches_sequential(sequential_sweep):
+    X, sequential = sequential_sweep
     parallel = compare_k(X, ks=[1, 2], sparse=False, n_jobs=2, progressbar=False, **SETTINGS)
     np.testing.assert_allclose(parallel.table["elpd_loo"], sequential.table["elpd_loo"])
     assert parallel.best_k == sequential.best_k
@@ -192,9 +198,8 @@ def test_sparse_view_carries_its_own_diagnostics():
     assert trusted or "p_occupied is blank" in selection.rule
 
 
-def test_sweep_on_a_dask_client_matches_in_process(dask_client):
-    X = separated(2, n_samples=150)
-    in_process = compare_k(X, ks=[1, 2], sparse=False, progressbar=False, **SETTINGS)
+def test_sweep_on_a_dask_client_matches_in_process(sequential_sweep, dask_client):
+    X, in_process = sequential_sweep
     on_client = compare_k(X, ks=[1, 2], sparse=False, progressbar=False, client=dask_client,
                           **SETTINGS)
     np.testing.assert_allclose(on_client.table["elpd_loo"], in_process.table["elpd_loo"])
