@@ -187,9 +187,8 @@ def fit_dask_laplace(
         for chunk, chunk_weight in zip(values.to_delayed().ravel(), chunk_weights)
     ])
     density = DaskDensity(list(blocks), problem.pack_rows(np.arange(0)))
-    shards = np.array_split(np.arange(len(sample)), 2)
-    curvature = ShardedDensity([problem.pack_rows(part, total_weight / sample_total)
-                                for part in shards], density.prior_block)
+    curvature = ShardedDensity.over_rows(problem.pack_rows, np.arange(len(sample)),
+                                         total_weight / sample_total, density.prior_block)
     try:
         result = laplace_at_mode(problem.start, density, curvature, rng, len(sample))
     finally:

@@ -435,9 +435,7 @@ def _minibatch_advi(start, layout, settings, rng, rows: RowAccess) -> PosteriorS
     theta = result.sample(settings.draws, rng)
     elapsed = time.perf_counter() - began
     # The check reads every row, so it uses IMPORTANCE_DRAWS of the draws, as Laplace's.
-    density = ShardedDensity([rows.pack_rows(part) for part in
-                              np.array_split(np.arange(rows.values.shape[0]), 2)],
-                             rows.pack_rows(np.arange(0)))
+    density = ShardedDensity.over_rows(rows.pack_rows, np.arange(rows.values.shape[0]))
     try:
         checked = theta[:IMPORTANCE_DRAWS]
         log_ratio = density.log_densities(checked) - result.log_density(checked)

@@ -120,6 +120,26 @@ class ShardedDensity:
         """Stop the threads."""
         self._pool.shutdown()
 
+    @classmethod
+    def over_rows(cls, pack_rows, rows: np.ndarray, weight_scale: float = 1.0,
+                  prior_block: np.ndarray | None = None) -> ShardedDensity:
+        """The density of ``rows``, split into :data:`N_THREADS` shards.
+
+        Parameters
+        ----------
+        pack_rows : callable
+            ``(rows, weight_scale) -> block`` (:meth:`bayesgmm.fitting.Problem.pack_rows`).
+        rows : ndarray of int
+        weight_scale : float
+            Multiplies every row's weight, e.g. ``N / m`` for ``m`` rows drawn uniformly.
+        prior_block : ndarray, optional
+            The model packed without rows, when the caller already has it.
+        """
+        if prior_block is None:
+            prior_block = pack_rows(np.arange(0), 1.0)
+        return cls([pack_rows(part, weight_scale) for part in np.array_split(rows, N_THREADS)],
+                   prior_block)
+
 
 def finite_difference_hessian(gradient, theta: np.ndarray,
                               step: float = HESSIAN_STEP) -> np.ndarray:
@@ -299,15 +319,12 @@ def fit_laplace(start: np.ndarray, pack_rows, n_samples: int, rng: np.random.Gen
     -------
     LaplaceResult
     """
-    shards = np.array_split(np.arange(n_samples), N_THREADS)
-    density = ShardedDensity([pack_rows(rows, 1.0) for rows in shards],
-                             pack_rows(np.arange(0), 1.0))
+    density = ShardedDensity.over_rows(pack_rows, np.arange(n_samples))
     curvature = density
     if n_samples > HESSIAN_ROWS:
         rows = np.sort(rng.choice(n_samples, HESSIAN_ROWS, replace=False))
-        curvature = ShardedDensity([pack_rows(part, n_samples / HESSIAN_ROWS)
-                                    for part in np.array_split(rows, N_THREADS)],
-                                   density.prior_block)
+        curvature = ShardedDensity.over_rows(pack_rows, rows, n_samples / HESSIAN_ROWS,
+                                             density.prior_block)
     try:
         return laplace_at_mode(start, density, curvature, rng, min(n_samples, HESSIAN_ROWS))
     finally:
