@@ -50,7 +50,7 @@ from bayesgmm.parameters import (
 from bayesgmm.posterior import build_datatree, keeps_pointwise_log_likelihood
 from bayesgmm.priors import GMMPriors, ResolvedPriors
 from bayesgmm.relabel import RelabellingSummary, relabel_draws
-from bayesgmm.sample_weight import check_sample_weight, is_unweighted
+from bayesgmm.sample_weight import model_weights
 from bayesgmm.scaling import (
     ModelData,
     model_noise_log_density,
@@ -378,9 +378,7 @@ def prepare_problem(
         support ``n_components``).
     """
     data = check_X(X, n_components=n_components, missing=missing)
-    weights = check_sample_weight(sample_weight, data.values.shape[0])
-    if is_unweighted(weights):
-        weights = None
+    weights = model_weights(sample_weight, data.values.shape[0])
     if settings is not None:
         check_workload(*data.values.shape, n_components, draws=settings.draws,
                        chains=settings.chains, covariance_type=covariance_type)

@@ -19,7 +19,7 @@ import pytensor.tensor as pt
 from bayesgmm._checks import check_n_components, check_X
 from bayesgmm.em import missingness_patterns
 from bayesgmm.priors import INVERSE_GAMMA_SHAPE, GMMPriors, ResolvedPriors
-from bayesgmm.sample_weight import check_sample_weight, is_unweighted
+from bayesgmm.sample_weight import model_weights
 from bayesgmm.scaling import (
     COVARIANCE_TYPES,
     model_noise_log_density,
@@ -264,9 +264,7 @@ def build_model(
     """
     n_components = _check_structure(n_components, covariance_type)
     checked = check_X(X, n_components=n_components, missing=missing)
-    row_weights = check_sample_weight(sample_weight, checked.values.shape[0])
-    if is_unweighted(row_weights):
-        row_weights = None
+    row_weights = model_weights(sample_weight, checked.values.shape[0])
     values, _, scale, resolved = model_scale(checked.values, priors or GMMPriors(),
                                              n_components, covariance_type, row_weights)
     noise_log_density = model_noise_log_density(checked.values, scale, noise, noise_volume)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["check_sample_weight", "is_unweighted"]
+__all__ = ["check_sample_weight", "is_unweighted", "model_weights"]
 
 
 def check_sample_weight(sample_weight: Any, n_samples: int) -> np.ndarray | None:
@@ -84,3 +84,17 @@ def check_sample_weight(sample_weight: Any, n_samples: int) -> np.ndarray | None
 def is_unweighted(weights: np.ndarray | None) -> bool:
     """True when ``weights`` is None or all ones (the unweighted fit, bit for bit)."""
     return weights is None or bool(np.all(weights == 1.0))
+
+
+def model_weights(sample_weight: Any, n_samples: int) -> np.ndarray | None:
+    """Checked weights for a model, or None when every row counts once.
+
+    None (and all ones) select the unweighted model bit for bit.
+
+    Examples
+    --------
+    >>> model_weights(np.ones(3), 3) is None
+    True
+    """
+    weights = check_sample_weight(sample_weight, n_samples)
+    return None if is_unweighted(weights) else weights
