@@ -49,7 +49,14 @@ from bayesgmm.fitting import (
     sample_problem,
 )
 from bayesgmm.imputation import predictive_imputation
-from bayesgmm.inference import ENGINES, METHODS, NUTS_METHODS, SamplerSettings, resolve_method
+from bayesgmm.inference import (
+    ENGINES,
+    MASS_MATRICES,
+    METHODS,
+    NUTS_METHODS,
+    SamplerSettings,
+    resolve_method,
+)
 from bayesgmm.io import ModelFileError, check_model_tree, load_datatree, save_datatree
 from bayesgmm.likelihood import thin_draws
 from bayesgmm.loo import pointwise_loo
@@ -172,6 +179,13 @@ class BayesianGMM(BaseEstimator):
     cores : int, optional
         Parallel chains; defaults to the number of CPUs.
     target_accept : float, default=0.9
+    max_treedepth : int, default=10
+        NUTS's largest tree is ``2 ** max_treedepth`` leapfrog steps; raise it
+        when many draws reach it (``idata_.sample_stats["maxdepth_reached"]``).
+    mass_matrix : {"diag", "draw_diag", "low_rank"}, default="diag"
+        nutpie's mass-matrix adaptation (:data:`bayesgmm.inference.MASS_MATRICES`);
+        ``"low_rank"`` can help strongly correlated posteriors.  The PyMC
+        engine supports only ``"diag"``.
     advi_iterations : int, default=10000
     relabel : {"stephens", "pivot"}, default="stephens"
         Relabelling algorithm (see :mod:`bayesgmm.relabel`); the pivot run
@@ -232,6 +246,8 @@ class BayesianGMM(BaseEstimator):
         chains: int = 4,
         cores: int | None = None,
         target_accept: float = 0.9,
+        max_treedepth: int = 10,
+        mass_matrix: str = "diag",
         advi_iterations: int = 10_000,
         relabel: str = "stephens",
         em_n_init: int = 5,
@@ -252,6 +268,8 @@ class BayesianGMM(BaseEstimator):
         self.chains = chains
         self.cores = cores
         self.target_accept = target_accept
+        self.max_treedepth = max_treedepth
+        self.mass_matrix = mass_matrix
         self.advi_iterations = advi_iterations
         self.relabel = relabel
         self.em_n_init = em_n_init
@@ -274,12 +292,18 @@ class BayesianGMM(BaseEstimator):
             ("engine", self.engine, ENGINES),
             ("relabel", self.relabel, RELABEL_METHODS),
             ("missing", self.missing, MISSING_OPTIONS),
+            ("mass_matrix", self.mass_matrix, MASS_MATRICES),
         ):
             if not isinstance(value, str) or value not in allowed:
                 raise ValueError(
                     f"{name} must be one of {allowed}, e.g. {name}={allowed[0]!r}; got {value!r}."
                 )
-        for name in ("draws", "tune", "chains", "advi_iterations", "em_n_init"):
+        if self.engine == "pymc" and self.mass_matrix != "diag":
+            raise ValueError(
+                f"mass_matrix={self.mass_matrix!r} needs engine='nutpie'; the PyMC engine "
+                "adapts a diagonal mass matrix only (mass_matrix='diag')."
+            )
+        for name in ("draws", "tune", "chains", "advi_iterations", "em_n_init", "max_treedepth"):
             _check_count(name, getattr(self, name), _default(name))
         if self.cores is not None:
             _check_count("cores", self.cores, 4)
@@ -314,6 +338,7 @@ class BayesianGMM(BaseEstimator):
             chains=int(self.chains) if self.method in ("auto", *NUTS_METHODS) else 1,
             cores=self.cores, target_accept=float(self.target_accept),
             advi_iterations=int(self.advi_iterations), progressbar=bool(self.progressbar),
+            max_treedepth=int(self.max_treedepth), mass_matrix=self.mass_matrix,
         )
 
     # ------------------------------------------------------------ fitting

@@ -49,6 +49,7 @@ __all__ = [
     "check_complete",
     "LARGE_N",
     "LARGE_N_METHODS",
+    "MASS_MATRICES",
     "METHODS",
     "NUTS_METHODS",
     "PosteriorSample",
@@ -65,6 +66,10 @@ LARGE_N_METHODS = ("laplace", "coreset_nuts", "minibatch_advi")
 NUTS_METHODS = ("nuts", "coreset_nuts")
 METHODS = ("auto", "nuts") + ADVI_METHODS + LARGE_N_METHODS
 ENGINES = ("nutpie", "pymc")
+MASS_MATRICES = ("diag", "draw_diag", "low_rank")
+"""nutpie's mass-matrix adaptations (``adaptation=``): gradient-based diagonal
+(its default), diagonal from the draws' variances, and diagonal plus low-rank
+corrections for correlated posteriors.  ``engine="pymc"`` has only ``"diag"``."""
 
 LARGE_N = 50_000
 """From this many rows ``method="auto"`` runs :data:`LARGE_N_METHOD` instead of NUTS.
@@ -129,6 +134,8 @@ class SamplerSettings(NamedTuple):
     target_accept: float
     advi_iterations: int
     progressbar: bool
+    max_treedepth: int = 10
+    mass_matrix: str = "diag"
 
 
 class PosteriorSample(NamedTuple):
@@ -233,6 +240,7 @@ def _run_nutpie(model, settings, rng):
             model, draws=settings.draws, tune=settings.tune, chains=settings.chains,
             cores=settings.cores, seed=_seed(rng), progress_bar=settings.progressbar,
             save_warmup=False, target_accept=settings.target_accept,
+            maxdepth=settings.max_treedepth, adaptation=settings.mass_matrix,
         )
     except BaseException as error:
         # nutpie's Rust panics arrive as pyo3's PanicException, a BaseException:
@@ -363,6 +371,7 @@ def _nuts_pymc(model, start, block, layout, settings, rng) -> PosteriorSample:
         initvals=starts,
         init="adapt_diag",
         target_accept=settings.target_accept,
+        max_treedepth=settings.max_treedepth,
         progressbar=settings.progressbar,
         compute_convergence_checks=False,
         model=model,
