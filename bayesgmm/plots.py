@@ -8,6 +8,12 @@
 * :func:`plot_k_selection`: elpd +/- SE by K beside EM's BIC (per structure when
   several are compared);
 * :func:`plot_density_1d`: 1-D posterior-predictive density with a band;
+* :func:`plot_density_contours`: contours of a 2-D posterior-predictive
+  density (or the 2-D marginal of two features) with its band;
+* :func:`plot_coclustering`: heatmap of the posterior probability that two
+  points share a component, ordered by cluster;
+* :func:`plot_occupied_components`: posterior of the number of non-empty
+  components (sparse overfitted mixtures);
 * :func:`plot_rank`, :func:`plot_trace`: arviz-plots on the relabelled draws.
 """
 
@@ -19,7 +25,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import Ellipse
 
-from bayesgmm._checks import match_features
+from bayesgmm._plots_clustering import plot_coclustering, plot_occupied_components
+from bayesgmm._plots_common import COLOURS, NOISE_COLOUR, padded_grid, plotted_data
+from bayesgmm._plots_density import plot_density_contours
 from bayesgmm.noise import NOISE_LABEL
 from bayesgmm.posterior import OBSERVED
 
@@ -28,21 +36,12 @@ __all__ = [
     "plot_membership_intervals",
     "plot_k_selection",
     "plot_density_1d",
+    "plot_density_contours",
+    "plot_coclustering",
+    "plot_occupied_components",
     "plot_rank",
     "plot_trace",
 ]
-
-_COLOURS = plt.get_cmap("tab10").colors
-NOISE_COLOUR = (0.62, 0.62, 0.62)
-"""Colour of points the noise component takes (label -1)."""
-
-
-def _data(model, X) -> np.ndarray:
-    """The points to draw: ``X`` matched to the model's features, or its training data."""
-    if X is None:
-        return model.idata_.observed_data[OBSERVED].values
-    return match_features(X, model.feature_names_in_)
-
 
 def _ellipse(mean, covariance, colour, alpha, n_std=2.0):
     values, vectors = np.linalg.eigh(covariance)
@@ -92,7 +91,7 @@ def plot_clusters(model, X=None, *, n_ellipse_draws=30, axes=None, random_state=
     if tree.posterior.sizes["feature"] == 1:
         return np.array([plot_density_1d(model, ax=np.atleast_1d(axes)[0] if axes is not None
                                          else None)])
-    values = _data(model, X)
+    values = plotted_data(model, X)
     names = list(tree.posterior["feature"].values)
     summary = model.membership_summary(values)
     labels = summary["label"].values
@@ -107,7 +106,7 @@ def plot_clusters(model, X=None, *, n_ellipse_draws=30, axes=None, random_state=
     grid, pairs = _pair_axes(values.shape[1], axes)
     for ax, (i, j) in zip(grid, pairs, strict=False):
         index = np.ix_([i, j], [i, j])
-        colours = np.array([_COLOURS[label % 10] if label != NOISE_LABEL else NOISE_COLOUR
+        colours = np.array([COLOURS[label % 10] if label != NOISE_LABEL else NOISE_COLOUR
                             for label in labels])
         ax.scatter(values[:, i], values[:, j], c=colours, s=14,
                    alpha=np.clip(confidence, 0.15, 1.0), edgecolors="none")
@@ -115,7 +114,7 @@ def plot_clusters(model, X=None, *, n_ellipse_draws=30, axes=None, random_state=
         ax.scatter(values[uncertain, i], values[uncertain, j], s=40, facecolors="none",
                    edgecolors="black", linewidths=0.6, label="confidence < 0.9")
         for k in range(n_components):
-            colour = _COLOURS[k % 10]
+            colour = COLOURS[k % 10]
             for s in chosen:
                 ax.add_patch(_ellipse(means[s, k, [i, j]], covariances[s, k][index], colour, 0.12))
             ax.add_patch(_ellipse(means[:, k, [i, j]].mean(0),
@@ -145,7 +144,7 @@ def plot_membership_intervals(model, X=None, *, n_points=15, ax=None):
     -------
     matplotlib Axes
     """
-    values = _data(model, X)
+    values = plotted_data(model, X)
     summary = model.membership_summary(values)
     confidence = summary["confidence"].values
     shown = max(5, min(n_points, int((confidence < 0.999).sum())))
@@ -162,7 +161,7 @@ def plot_membership_intervals(model, X=None, *, n_points=15, ax=None):
         # The mean can sit just outside a skewed equal-tailed interval.
         errors = [np.maximum(prob - lower, 0.0), np.maximum(upper - prob, 0.0)]
         ax.errorbar(prob, rows, xerr=errors, fmt="o", markersize=3,
-                    color=_COLOURS[k % 10], label=f"component {k}", capsize=2)
+                    color=COLOURS[k % 10], label=f"component {k}", capsize=2)
     ax.set_yticks(np.arange(len(order)))
     ax.set_yticklabels([f"row {i}" for i in order], fontsize=7)
     ax.set_xlim(-0.02, 1.02)
@@ -289,10 +288,7 @@ def plot_density_1d(model, *, grid=None, ax=None, bins=30):
     """
     values = model.idata_.observed_data[OBSERVED].values[:, 0]
     name = str(model.idata_.posterior["feature"].values[0])
-    if grid is None:
-        span = np.ptp(values)
-        grid = np.linspace(values.min() - 0.1 * span, values.max() + 0.1 * span, 300)
-    grid = np.asarray(grid, dtype=float)
+    grid = padded_grid(values, 300) if grid is None else np.asarray(grid, dtype=float)
     density = model.density_summary(grid[:, None])
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4))
