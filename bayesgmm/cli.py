@@ -7,12 +7,13 @@ on stderr, without a traceback.  Outputs are never overwritten without
 ``--force``, and ``predict`` never overwrites an input column.  A data file's
 separator and decimal mark are detected (``--sep``/``--decimal`` override
 them).  ``diagnose`` exits with 1 when a convergence check fails, so scripts
-can test it.
+can test it.  Diagnostic values in printed tables carry enough digits never to
+read like the threshold they fail.  The options are defined in
+:mod:`bayesgmm._cli_parser`.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import csv
 import os
@@ -30,11 +31,8 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from bayesgmm._checks import MISSING_OPTIONS, SEED_LIMIT
-from bayesgmm._version import __version__
+from bayesgmm._cli_parser import PREDICTION_PREFIX, build_parser, model_settings
 from bayesgmm.em import em_grid
-from bayesgmm.inference import METHODS
-from bayesgmm.parameters import COVARIANCE_TYPES
 
 __all__ = ["main", "UserError"]
 
@@ -278,16 +276,28 @@ def _check_new_file(path, force: bool) -> Path:
     return path
 
 
-def _print_frame(console, frame: pd.DataFrame, title: str, digits: int = 3) -> None:
+def _print_frame(console, frame: pd.DataFrame, title: str, digits: int = 3,
+                 gates: dict[str, float] | None = None) -> None:
+    """Print ``frame`` as a table; ``gates`` maps columns to the threshold their values face."""
+    from bayesgmm.report import format_value
+
+    gates = gates or {}
     table = Table(title=title, show_lines=False)
     table.add_column(frame.index.name or "")
     for column in frame.columns:
         table.add_column(str(column), justify="right")
-    from bayesgmm.report import format_value
-
     for index, row in frame.iterrows():
-        table.add_row(str(index), *(format_value(value, digits) for value in row))
+        table.add_row(str(index), *(_gate_value(value, gates[column]) if column in gates
+                                    else format_value(value, digits)
+                                    for column, value in row.items()))
     console.print(table)
+
+
+def _k_table_gates() -> dict[str, float]:
+    """Thresholds of the K table's gate columns: the R-hat gates of each fit's diagnostics."""
+    from bayesgmm.diagnostics import RHAT_MAX  # arviz_stats: not at CLI start
+
+    return {"max_rhat": RHAT_MAX, "rhat_log_lik": RHAT_MAX}
 
 
 def _gate_value(value, threshold) -> str:
@@ -321,26 +331,38 @@ def _print_diagnostics(console, model) -> bool:
 
 
 # ---------------------------------------------------------------- commands
-def _fit_model(frame, args, k):
-    from bayesgmm.bayes import BayesianGMM, diagnostics_reported
-
-    model = BayesianGMM(
-        k, covariance_type=args.covariance, noise=args.noise, missing=args.missing,
-        method=args.method,
-        draws=args.draws, tune=args.tune, chains=args.chains, random_state=args.seed,
-        progressbar=not args.quiet,
-    )
-    with diagnostics_reported():  # the table printed after the fit says what failed
-        return model.fit(frame)
+def _features_and_weights(args) -> tuple[pd.DataFrame, pd.Series | None]:
+    """The feature columns of ``fit``'s data file, and its ``--sample-weight`` column if any."""
+    weight = args.sample_weight
+    if weight is None:
+        return read_csv(args.data, args.columns, args.sep, args.decimal), None
+    columns = args.columns
+    if columns:
+        if weight in (name.strip() for name in columns.split(",")):
+            raise UserError(f"--sample-weight {weight!r} is also listed in --columns; a weight "
+                            "column is not a feature, so leave it out of --columns.")
+        columns = f"{columns},{weight}"
+    frame = read_csv(args.data, columns, args.sep, args.decimal)
+    if weight not in frame.columns:
+        raise UserError(f"{args.data} has no column {weight!r} for --sample-weight; available: "
+                        f"{', '.join(map(str, frame.columns))}.")
+    weights = frame.pop(weight)
+    if frame.columns.empty:
+        raise UserError(f"{args.data} has no column besides the --sample-weight column "
+                        f"{weight!r}; it needs at least one feature column.")
+    return frame, weights
 
 
 def command_fit(args, console) -> int:
     """``bayesgmm fit``: fit, save model.nc, write the report."""
+    from bayesgmm.bayes import BayesianGMM, diagnostics_reported
     from bayesgmm.report import write_report
 
-    frame = read_csv(args.data, args.columns, args.sep, args.decimal)
+    frame, weights = _features_and_weights(args)
     with prepare_output_dir(args.out, args.force) as out:
-        model = _fit_model(frame, args, args.k)
+        model = BayesianGMM(args.k, progressbar=not args.quiet, **model_settings(args))
+        with diagnostics_reported():  # the table printed after the fit says what failed
+            model.fit(frame, sample_weight=None if weights is None else weights.to_numpy())
         model.save(out / "model.nc", overwrite=True)
         report = write_report(out, model, frame,
                               title=f"bayesgmm fit of {Path(args.data).name}")
@@ -357,12 +379,10 @@ def command_compare(args, console) -> int:
     frame = read_csv(args.data, args.columns, args.sep, args.decimal)
     ks = parse_k_range(args.k)
     with prepare_output_dir(args.out, args.force) as out:
-        selection = compare_k(frame, ks, covariance_type=args.covariance, noise=args.noise,
-                              missing=args.missing,
-                              draws=args.draws,
-                              tune=args.tune, chains=args.chains, random_state=args.seed,
-                              progressbar=not args.quiet, n_jobs=args.jobs)
-        _print_frame(console, selection.view(), f"K comparison (chosen K = {selection.best_k})")
+        selection = compare_k(frame, ks, progressbar=not args.quiet, n_jobs=args.jobs,
+                              **model_settings(args))
+        _print_frame(console, selection.view(), f"K comparison (chosen K = {selection.best_k})",
+                     gates=_k_table_gates())
         selection.table.to_csv(out / "k_comparison.csv")
         if selection.best_k is None:
             raise UserError("every K failed to fit; see the error column in k_comparison.csv.")
@@ -372,9 +392,6 @@ def command_compare(args, console) -> int:
                               title=f"bayesgmm K comparison on {Path(args.data).name}")
     console.print(f"{selection.rule}\nsaved {out / 'model.nc'} and {report}")
     return 0
-
-
-PREDICTION_PREFIX = "bayesgmm_"
 
 
 def prediction_table(model, features: pd.DataFrame) -> pd.DataFrame:
@@ -496,8 +513,10 @@ def command_demo(args, console) -> int:
                      digits=6)
         console.print(f"EM: best BIC is K={best.n_components} with {best.covariance_type} "
                       "covariance.")
-        selection = compare_k(frame, range(1, 5), random_state=0, progressbar=not args.quiet)
-        _print_frame(console, selection.view(), "Bayesian comparison of K (full covariance)")
+        selection = compare_k(frame, range(1, 5), random_state=0, progressbar=not args.quiet,
+                              **model_settings(args))
+        _print_frame(console, selection.view(), "Bayesian comparison of K (full covariance)",
+                     gates=_k_table_gates())
         console.print(selection.rule)
         if selection.best_k is None:
             raise UserError("every K failed to fit; see the error column above.")
@@ -513,124 +532,6 @@ def command_demo(args, console) -> int:
                               title="bayesgmm demo: Old Faithful")
     console.print(f"report: {report} ({time.perf_counter() - began:.0f} s)")
     return 0
-
-
-# ---------------------------------------------------------------- parser
-
-
-def _integer(low: int, high: int | None = None):
-    """Argparse type: a whole number >= ``low`` (and < ``high``), else a one-line message."""
-    def parse(text: str) -> int:
-        shown = text if len(text) <= 30 else f"{text[:27]}..."
-        if not re.fullmatch(r"[+-]?[0-9]+", text.strip()):
-            raise argparse.ArgumentTypeError(f"{shown!r} is not a whole number")
-        try:
-            value = int(text)
-        except ValueError:  # more digits than Python converts
-            raise argparse.ArgumentTypeError(f"{shown!r} is too large") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be at least {low}, got {shown}")
-        if high is not None and value >= high:
-            raise argparse.ArgumentTypeError(f"must be below {high}, got {shown}")
-        return value
-    return parse
-
-
-def _separator(text: str) -> str:
-    """Argparse type of ``--sep``: one punctuation character, or ``tab``."""
-    if text.lower() in ("tab", "\\t", "\t"):
-        return "\t"
-    if len(text) != 1 or text.isalnum() or text in "\"'.\r\n ":
-        raise argparse.ArgumentTypeError(f"{text!r} is not a separator; use one character "
-                                         "such as ',' or ';', or 'tab'")
-    return text
-
-
-def _add_csv_options(parser) -> None:
-    parser.add_argument("--sep", type=_separator,
-                        help="field separator of the data file: ',', ';', 'tab' or '|' "
-                             "(default: detected from its first lines)")
-    parser.add_argument("--decimal", choices=[".", ","], metavar="{.|,}",
-                        help="decimal mark of the data file (default: ',' when the separator "
-                             "is not ',' and values look like 1,5; else '.')")
-
-
-def _add_sampling_options(parser, with_method: bool = True) -> None:
-    if with_method:
-        parser.add_argument(
-            "--method", choices=METHODS, default="auto",
-            help="auto: NUTS below 50,000 rows, the Laplace approximation from there on")
-    parser.add_argument("--covariance", choices=COVARIANCE_TYPES, default="full")
-    parser.add_argument("--noise", action="store_true",
-                        help="add a uniform noise component for scattered outliers "
-                             "(labelled -1)")
-    parser.add_argument("--missing", choices=MISSING_OPTIONS, default="reject",
-                        help="empty cells: refuse them (default) or fit with them, "
-                             "marginalised (assumed missing at random)")
-    parser.add_argument("--draws", type=_integer(1), default=1000)
-    parser.add_argument("--tune", type=_integer(1), default=1000)
-    parser.add_argument("--chains", type=_integer(1), default=4)
-    parser.add_argument("--seed", type=_integer(0, SEED_LIMIT), default=0,
-                        help="random seed, 0 <= seed < 2**63")
-    parser.add_argument("--columns", help="comma-separated columns to use (default: all)")
-    _add_csv_options(parser)
-    parser.add_argument("--out", required=True,
-                        help="run folder for model.nc and the report; one run at a time")
-    parser.add_argument("--force", action="store_true", help="overwrite existing outputs")
-
-
-def _subcommand(commands, name: str, summary: str, details: str = ""):
-    """A subcommand's parser; ``--quiet`` is accepted after the subcommand too."""
-    parser = commands.add_parser(name, help=summary, description=f"{summary}. {details}")
-    parser.add_argument("--quiet", action="store_true", default=argparse.SUPPRESS,
-                        help="no progress bars")
-    return parser
-
-
-READING = ("The data file's separator (',', ';', tab, '|') and decimal mark are detected; "
-           "override them with --sep and --decimal.")
-PREDICT_DETAILS = (
-    "Writes the input columns, then prob_<k>, prob_<k>_lower, prob_<k>_upper per component "
-    "(and p_noise, p_noise_lower, p_noise_upper for a model fitted with --noise, label -1 for "
-    "its points), "
-    "entropy, expected_entropy, mutual_information, label, confidence, anomaly_score, "
-    "anomaly_lower and anomaly_upper, with the input's separator and decimal mark. Input "
-    "columns are never overwritten: if one has any of these names, every new column is "
-    f"prefixed '{PREDICTION_PREFIX}'. Exits 2 if the model gives non-finite values. "
-)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """Build the argument parser of the ``bayesgmm`` command."""
-    parser = argparse.ArgumentParser(
-        prog="bayesgmm", description="Bayesian Gaussian mixtures on CSV files."
-    )
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    parser.add_argument("--version", action="version", version=f"bayesgmm {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True)
-    demo = _subcommand(commands, "demo", "full analysis of the bundled Old Faithful data")
-    demo.add_argument("--out", default="reports/demo")
-    demo.add_argument("--force", action="store_true", help="overwrite an existing report")
-    fit = _subcommand(commands, "fit", "fit one model and write model.nc and a report", READING)
-    fit.add_argument("data")
-    fit.add_argument("--k", type=_integer(1), required=True, help="number of components")
-    _add_sampling_options(fit)
-    compare = _subcommand(commands, "compare", "compare numbers of components", READING)
-    compare.add_argument("data")
-    compare.add_argument("--k", default="1-6", help="range like 1-6 or list like 2,3,5")
-    compare.add_argument("--jobs", type=_integer(1), default=1, help="parallel processes")
-    _add_sampling_options(compare, with_method=False)
-    predict = _subcommand(commands, "predict", "memberships and anomaly scores per row",
-                          PREDICT_DETAILS + READING)
-    predict.add_argument("model")
-    predict.add_argument("data")
-    _add_csv_options(predict)
-    predict.add_argument("--out", required=True, help="CSV file to write")
-    predict.add_argument("--force", action="store_true", help="overwrite an existing --out")
-    diagnose = _subcommand(commands, "diagnose", "convergence diagnostics of a saved model",
-                           "Exits 1 when a check fails.")
-    diagnose.add_argument("model")
-    return parser
 
 
 COMMANDS = {"demo": command_demo, "fit": command_fit, "compare": command_compare,
