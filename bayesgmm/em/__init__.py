@@ -20,7 +20,7 @@ from bayesgmm.em._algorithm import (
 )
 from bayesgmm.em._covariance import COVARIANCE_FAMILIES, CovarianceError, get_family
 from bayesgmm.em._criteria import aic, bic, classification_entropy, icl, n_parameters
-from bayesgmm.em._estimator import GaussianMixtureEM, reference_em
+from bayesgmm.em._estimator import GaussianMixtureEM
 from bayesgmm.em._grid import em_grid
 from bayesgmm.em._initialization import (
     INIT_METHODS,
@@ -32,6 +32,7 @@ from bayesgmm.em._missing import (
     conditional_expectation,
     missingness_patterns,
 )
+from bayesgmm.em._reference import reference_em
 
 __all__ = [
     "COVARIANCE_FAMILIES",

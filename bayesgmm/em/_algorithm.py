@@ -263,6 +263,8 @@ def iterate(
     *,
     tol: float,
     max_iter: int,
+    previous: float = -np.inf,
+    on_step: Callable[[int, float], None] | None = None,
 ) -> EMRun:
     """The EM driver: apply ``step`` until the mean log-likelihood changes by < ``tol``.
 
@@ -276,6 +278,12 @@ def iterate(
         Convergence threshold on the change of the mean log-likelihood.
     max_iter : int
         Maximum number of EM steps; ``0`` returns the initial state.
+    previous : float, default=-inf
+        The mean log-likelihood the first step's change is measured from: a
+        warm start passes the last value of the run it continues.
+    on_step : callable, optional
+        ``(n_iter, change) -> None``, called after every step (``n_iter``
+        counted from 1) with the change of the mean log-likelihood.
 
     Returns
     -------
@@ -283,12 +291,14 @@ def iterate(
     """
     state = initial_state
     trace: list[float] = []
-    previous = -np.inf
     converged = False
-    for _ in range(max_iter):
+    for n_iter in range(1, max_iter + 1):
         state, info = step(state)
         trace.append(info.log_likelihood)
-        if abs(info.log_likelihood - previous) < tol:
+        change = info.log_likelihood - previous
+        if on_step is not None:
+            on_step(n_iter, change)
+        if abs(change) < tol:
             converged = True
             break
         previous = info.log_likelihood

@@ -59,59 +59,57 @@ fitted model is an ordinary one.  ``score_samples``, ``predict_proba`` and
 ``predict`` of Dask input return lazy Dask arrays computed chunk by chunk;
 ``score`` and the criteria return numbers.  Dask is imported only for Dask
 input.
+
+float32 (:mod:`bayesgmm.em._dtype`): fitted on float32 data, the fitted
+arrays and the results of ``score_samples``, ``predict_proba``, ``sample``
+and ``impute`` are float32, as in scikit-learn; EM runs in float64.  Restarts,
+``warm_start`` and ``verbose`` are in :mod:`bayesgmm.em._restarts`.
 """
 
 from __future__ import annotations
 
-import math
-import warnings
+from functools import partial
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, DensityMixin
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from bayesgmm._checks import (
-    MISSING_OPTIONS,
-    as_generator,
-    check_n_components,
-    check_number,
-    check_X,
-)
+from bayesgmm._checks import as_generator, check_number, check_X
 from bayesgmm._dask import as_dask_rows, is_dask_collection, map_row_chunks
 from bayesgmm.em import _criteria
 from bayesgmm.em._algorithm import (
     DEFAULT_CHUNK_SIZE,
-    iterate,
     log_prob_and_responsibilities,
     state_covariances,
 )
-from bayesgmm.em._covariance import CovarianceError, get_family
+from bayesgmm.em._covariance import get_family
 from bayesgmm.em._distributed import dask_weights, distributed_problem
-from bayesgmm.em._initialization import INIT_METHODS
+from bayesgmm.em._dtype import input_dtype, output_dtype
 from bayesgmm.em._missing import conditional_expectation, noise_log_sides
 from bayesgmm.em._noise_start import NoiseStart, noise_start
+from bayesgmm.em._parameters import check_em_parameters
 from bayesgmm.em._problem import FitProblem, FitSettings, counted_rows, in_memory_problem
+from bayesgmm.em._restarts import Progress, best_run, warm_state, warn_not_converged
 from bayesgmm.em._scoring import (
     FittedMixture,
     chunk_labels,
     chunk_log_density,
     chunk_responsibilities,
+    in_data_units,
     responsibilities_to_labels,
     row_patterns,
     score_rows,
     standardize,
 )
 from bayesgmm.em._start import initial_state, user_start
-from bayesgmm.noise import NOISE_LABEL, check_noise_settings
+from bayesgmm.noise import NOISE_LABEL
 from bayesgmm.sample_weight import check_sample_weight
 
 __all__ = [
     "GaussianMixtureEM",
     "NoiseStart",
     "noise_start",
-    "reference_em",
 ]
 
 class GaussianMixtureEM(DensityMixin, BaseEstimator):
@@ -152,6 +150,18 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         shaped as in scikit-learn for the chosen ``covariance_type``.
     random_state : int, numpy.random.Generator or None, default=None
         Seed of the single generator used for every initialisation.
+    warm_start : bool, default=False
+        As in scikit-learn: once fitted, ``fit`` starts from the previous
+        solution (moved onto the new data's standardised scale), runs once
+        whatever ``n_init``, and measures its first step's change from the
+        previous ``lower_bound_``.  Refitting a few iterations at a time
+        follows one EM path; each call that stops at ``max_iter`` warns.
+    verbose : int, default=0
+        Progress printed to stdout, as in scikit-learn: 1 the initialisations
+        and iteration numbers, 2 also timings and the change of the mean
+        log-likelihood.
+    verbose_interval : int, default=10
+        Iterations between two progress lines.
     chunk_size : int, default=2048
         Rows processed per block; only memory and speed depend on it.
     noise : bool, default=False
@@ -176,7 +186,9 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
     Attributes
     ----------
     weights_ : ndarray of shape (n_components,)
-        Gaussian weights; ``weights_.sum() + noise_weight_ == 1``.
+        Gaussian weights; ``weights_.sum() + noise_weight_ == 1``.  This and
+        the other fitted arrays are float32 when fitted on float32 data,
+        float64 otherwise.
     noise_weight_ : float
         Weight of the noise component; 0.0 when fitted without one.
     noise_log_volume_ : float or None
@@ -219,6 +231,9 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         means_init=None,
         precisions_init=None,
         random_state=None,
+        warm_start: bool = False,
+        verbose: int = 0,
+        verbose_interval: int = 10,
         chunk_size: int = DEFAULT_CHUNK_SIZE,
         noise: bool = False,
         noise_volume: float | None = None,
@@ -235,6 +250,9 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         self.means_init = means_init
         self.precisions_init = precisions_init
         self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
         self.chunk_size = chunk_size
         self.noise = noise
         self.noise_volume = noise_volume
@@ -244,26 +262,6 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = self.missing == "marginalize"
         return tags
-
-    # ------------------------------------------------------------ checks
-    def _check_parameters(self) -> None:
-        check_n_components(self.n_components)
-        get_family(self.covariance_type)
-        check_number("tol", self.tol, low=0.0)
-        check_number("reg_covar", self.reg_covar, low=0.0)
-        check_number("max_iter", self.max_iter, low=0, integer=True)
-        check_number("n_init", self.n_init, low=1, integer=True)
-        check_number("chunk_size", self.chunk_size, low=1, integer=True)
-        if self.init_params not in INIT_METHODS:
-            raise ValueError(
-                f"init_params must be one of {INIT_METHODS}, got {self.init_params!r}."
-            )
-        if self.missing not in MISSING_OPTIONS:
-            raise ValueError(
-                f"missing must be one of {MISSING_OPTIONS}, got {self.missing!r}: 'reject' "
-                "refuses NaN, 'marginalize' fits with them (assumed missing at random)."
-            )
-        check_noise_settings(self.noise, self.noise_volume)
 
     # ------------------------------------------------------------ fitting
     def fit(self, X, y=None, sample_weight=None):
@@ -330,49 +328,39 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         return in_memory_problem(values, weights, settings)
 
     def _fit(self, X, sample_weight=None):
-        self._check_parameters()
+        check_em_parameters(self)
         rng = as_generator(self.random_state)
         restarts = rng.spawn(self.n_init)
         settings = self._settings()
         problem = self._problem(X, sample_weight, rng, settings)
-        user = user_start(
-            self.weights_init, self.means_init, self.precisions_init, self.covariance_type,
-            self.n_components, problem.centre, problem.scale,
+        progress = Progress(self.verbose, self.verbose_interval, problem.log_jacobian)
+        if self.warm_start and hasattr(self, "_fitted"):
+            starts = [partial(warm_state, self._fitted, problem, settings)]
+            previous = self.lower_bound_ + problem.log_jacobian
+            which = "the warm-started run"
+        else:
+            user = user_start(
+                self.weights_init, self.means_init, self.precisions_init,
+                self.covariance_type, self.n_components, problem.centre, problem.scale,
+            )
+            starts = [
+                partial(initial_state, problem, init_rng, user, settings, self.init_params)
+                for init_rng in restarts
+            ]
+            previous = -np.inf
+            which = f"the best of n_init={self.n_init} initialisations"
+        best = best_run(
+            problem.step, starts, tol=self.tol, max_iter=self.max_iter, previous=previous,
+            progress=progress,
         )
-        best, failures = None, []
-        for init_rng in restarts:
-            try:
-                start = initial_state(problem, init_rng, user, settings, self.init_params)
-                run = iterate(problem.step, start, tol=self.tol, max_iter=self.max_iter)
-            except CovarianceError as error:
-                failures.append(error)
-                continue
-            if best is None or _final_value(run) > _final_value(best):
-                best = run
-        if best is None:
-            raise failures[0]
-        self._store(best, problem)
+        self._store(best, problem, input_dtype(X))
         if not best.converged and self.max_iter > 0:
-            self._warn_not_converged(best)
+            warn_not_converged(
+                best, max_iter=self.max_iter, tol=self.tol, starts=which, previous=previous
+            )
         return self
 
-    def _warn_not_converged(self, run) -> None:
-        change = (
-            abs(run.log_likelihoods[-1] - run.log_likelihoods[-2])
-            if run.n_iter > 1 else math.inf
-        )
-        warnings.warn(
-            f"EM did not converge: after max_iter={self.max_iter} iterations of "
-            f"the best of n_init={self.n_init} initialisations the mean "
-            f"log-likelihood still changed by {change:.3g} (tol={self.tol:g}). "
-            "Increase max_iter or tol, try more n_init, or check for "
-            "duplicated or degenerate rows.",
-            ConvergenceWarning,
-            stacklevel=4,
-        )
-
-    def _store(self, run, problem: FitProblem):
-        family = get_family(self.covariance_type)
+    def _store(self, run, problem: FitProblem, dtype: np.dtype):
         centre, scale, region = problem.centre, problem.scale, problem.region
         state = run.state._replace(
             covariances=state_covariances(run.state, self.covariance_type)
@@ -380,16 +368,19 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         self._fitted = FittedMixture(
             state, self.covariance_type, centre, scale, noise_log_sides(region, scale)
         )
-        self.weights_ = state.weights.copy()
         self.noise_weight_ = 0.0 if state.noise is None else float(state.noise.weight)
         self.noise_log_volume_ = None if region is None else region.log_volume
         self._noise_region = region
-        self.means_ = centre + state.means * scale
-        self.covariances_ = family.rescale_covariances(state.covariances, scale)
-        self.precisions_cholesky_ = family.rescale_precisions_cholesky(
-            state.precisions_cholesky, scale
+        # Computed in float64, stored in the input's float dtype (bayesgmm.em._dtype).
+        parameters = in_data_units(self._fitted)
+        self.weights_ = state.weights.astype(dtype)
+        self.means_ = parameters.means.astype(dtype)
+        self.covariances_ = parameters.covariances.astype(dtype)
+        self.precisions_cholesky_ = parameters.precisions_cholesky.astype(dtype)
+        self.precisions_ = (
+            get_family(self.covariance_type).precisions(parameters.precisions_cholesky)
+            .astype(dtype)
         )
-        self.precisions_ = family.precisions(self.precisions_cholesky_)
         self.converged_ = bool(run.converged)
         self.n_iter_ = int(run.n_iter)
         self.lower_bounds_ = [float(v) - problem.log_jacobian for v in run.log_likelihoods]
@@ -416,6 +407,16 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
     def _log_norm_and_responsibilities(self, X):
         return score_rows(self._checked(X, self.missing), self._fitted)
 
+    def _log_density(self, X):
+        """``score_samples`` in float64."""
+        if is_dask_collection(X):
+            return self._per_chunk(X, chunk_log_density)
+        return self._log_norm_and_responsibilities(X)[0]
+
+    def _in_output_dtype(self, X, values):
+        """Results for rows ``X`` in the dtype of :mod:`bayesgmm.em._dtype`'s decision."""
+        return values.astype(output_dtype(X, self.means_.dtype), copy=False)
+
     def score_samples(self, X):
         """Log density of every point under the fitted mixture, in data units.
 
@@ -434,9 +435,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
             A lazy Dask array for Dask ``X``, checked chunk by chunk when
             computed.
         """
-        if is_dask_collection(X):
-            return self._per_chunk(X, chunk_log_density)
-        return self._log_norm_and_responsibilities(X)[0]
+        return self._in_output_dtype(X, self._log_density(X))
 
     def score(self, X, y=None):
         """Mean log-likelihood of ``X`` (higher is better), each row counting once.
@@ -451,7 +450,7 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         float
             Computed, for Dask ``X`` too.
         """
-        return float(self.score_samples(X).mean())
+        return float(self._log_density(X).mean())
 
     def predict_proba(self, X):
         """Posterior probability of each component for every point.
@@ -469,8 +468,10 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         """
         if is_dask_collection(X):
             columns = self.n_components + (self._noise_region is not None)
-            return self._per_chunk(X, chunk_responsibilities, (columns,))
-        return self._log_norm_and_responsibilities(X)[1]
+            responsibilities = self._per_chunk(X, chunk_responsibilities, (columns,))
+        else:
+            responsibilities = self._log_norm_and_responsibilities(X)[1]
+        return self._in_output_dtype(X, responsibilities)
 
     def predict(self, X):
         """Most probable component of every point.
@@ -487,7 +488,9 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         """
         if is_dask_collection(X):
             return self._per_chunk(X, chunk_labels, dtype=np.intp)
-        return responsibilities_to_labels(self.predict_proba(X), self._fitted)
+        return responsibilities_to_labels(
+            self._log_norm_and_responsibilities(X)[1], self._fitted
+        )
 
     def sample(self, n_samples: int = 1):
         """Draw points from the fitted mixture.
@@ -512,23 +515,25 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         check_number("n_samples", n_samples, low=1, integer=True)
         rng = as_generator(self.random_state)
         region = self._noise_region
-        weights = self.weights_ if region is None else np.append(self.weights_, self.noise_weight_)
+        weights = self._fitted.state.weights
+        if region is not None:
+            weights = np.append(weights, self.noise_weight_)
         counts = rng.multinomial(n_samples, weights)
+        parameters = in_data_units(self._fitted)
         covariances = get_family(self.covariance_type).dense(
-            self.covariances_, self.n_components, self.means_.shape[1]
+            parameters.covariances, *parameters.means.shape
         )
         draws = [
             rng.multivariate_normal(mean, covariance, size=count)
-            for mean, covariance, count in zip(self.means_, covariances, counts)
+            for mean, covariance, count in zip(parameters.means, covariances, counts)
         ]
         labels = np.repeat(np.arange(self.n_components), counts[: self.n_components])
-        if region is None:
-            return np.vstack(draws), labels
-        noise_draws = rng.uniform(region.lower, region.upper, size=(counts[-1], len(region.lower)))
-        return (
-            np.vstack([*draws, noise_draws]),
-            np.append(labels, np.full(counts[-1], NOISE_LABEL)),
-        )
+        if region is not None:
+            draws.append(
+                rng.uniform(region.lower, region.upper, size=(counts[-1], len(region.lower)))
+            )
+            labels = np.append(labels, np.full(counts[-1], NOISE_LABEL))
+        return np.vstack(draws).astype(self.means_.dtype, copy=False), labels
 
     def impute(self, X):
         """Conditional expectation of the missing values (NaN) given the observed ones.
@@ -560,18 +565,20 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
         Z = standardize(values, self._fitted)
         patterns = row_patterns(Z, self._fitted)
         if patterns is None:
-            return values
+            return self._in_output_dtype(X, values)
         responsibilities = log_prob_and_responsibilities(
             Z, self._fitted.state, self.covariance_type, patterns
         )[1]
         region = self._noise_region
+        parameters = in_data_units(self._fitted)
         covariances = get_family(self.covariance_type).dense(
-            self.covariances_, *self.means_.shape
+            parameters.covariances, *parameters.means.shape
         )
-        return conditional_expectation(
-            values, patterns, self.means_, covariances, responsibilities,
+        imputed = conditional_expectation(
+            values, patterns, parameters.means, covariances, responsibilities,
             None if region is None else 0.5 * (region.lower + region.upper), self.chunk_size,
         )
+        return self._in_output_dtype(X, imputed)
 
     # ------------------------------------------------------------ criteria
     def _n_parameters(self) -> int:
@@ -658,61 +665,3 @@ class GaussianMixtureEM(DensityMixin, BaseEstimator):
             _criteria.weighted_total(None, weights, len(log_norm)),
         )
         return _criteria.icl(bic, responsibilities, weights)
-
-
-def _final_value(run) -> float:
-    return run.log_likelihoods[-1] if run.n_iter else -np.inf
-
-
-REFERENCE_TOL = 1e-6
-REFERENCE_MAX_ITER = 1000
-
-
-def reference_em(
-    X,
-    n_components: int,
-    covariance_type: str = "full",
-    *,
-    n_init: int = 10,
-    random_state=None,
-    noise_volume: float | None = None,
-    missing: str = "reject",
-    sample_weight=None,
-) -> GaussianMixtureEM:
-    """EM fitted with bayesgmm's reference settings, for starts and criteria.
-
-    Every EM solution that other code relies on (the start of every Bayesian
-    fit, the BIC/AIC/ICL columns of ``compare_k`` and of the CLI's EM grid)
-    comes from here, with a tight tolerance (``1e-6``) and up to 1000
-    iterations.  A run that stops at the cap without meeting ``tol`` is still
-    kept (``converged_`` says so): its ConvergenceWarning is silenced, since
-    the callers use the solution as a start or a criterion, not as the answer.
-
-    Parameters
-    ----------
-    X : array-like of shape (n_samples, n_features)
-    n_components : int
-    covariance_type : {"full", "tied", "diag", "spherical"}
-    n_init : int, default=10
-    random_state : int, numpy.random.Generator or None
-    noise_volume : float, optional
-        When given, EM also fits a uniform noise component of this
-        hypervolume (in the units of ``X``).
-    missing : {"reject", "marginalize"}, default="reject"
-        As :class:`GaussianMixtureEM`'s: NaN refused, or marginalised.
-    sample_weight : array-like of shape (n_samples,), optional
-        Frequency weights, passed to :meth:`GaussianMixtureEM.fit`.
-
-    Returns
-    -------
-    GaussianMixtureEM
-        Fitted.
-    """
-    em = GaussianMixtureEM(
-        n_components, covariance_type=covariance_type, n_init=n_init, tol=REFERENCE_TOL,
-        max_iter=REFERENCE_MAX_ITER, random_state=random_state,
-        noise=noise_volume is not None, noise_volume=noise_volume, missing=missing,
-    )
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=ConvergenceWarning)
-        return em.fit(X, sample_weight=sample_weight)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bayesgmm.em._estimator import reference_em
+from bayesgmm.em._reference import reference_em
 
 __all__ = ["em_grid"]
 

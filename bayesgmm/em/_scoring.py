@@ -16,6 +16,7 @@ import numpy as np
 
 from bayesgmm._checks import check_X
 from bayesgmm.em._algorithm import EMState, log_prob_and_responsibilities
+from bayesgmm.em._covariance import get_family
 from bayesgmm.em._missing import (
     MissingnessPatterns,
     missingness_patterns,
@@ -24,10 +25,12 @@ from bayesgmm.em._missing import (
 from bayesgmm.noise import NOISE_LABEL
 
 __all__ = [
+    "DataUnitParameters",
     "FittedMixture",
     "chunk_labels",
     "chunk_log_density",
     "chunk_responsibilities",
+    "in_data_units",
     "responsibilities_to_labels",
     "row_patterns",
     "score_rows",
@@ -54,6 +57,42 @@ class FittedMixture(NamedTuple):
     centre: np.ndarray
     scale: np.ndarray
     noise_log_sides: np.ndarray | None
+
+
+class DataUnitParameters(NamedTuple):
+    """A fitted mixture's Gaussian parameters in the user's units, in float64.
+
+    Attributes
+    ----------
+    means : ndarray of shape (n_components, n_features)
+    covariances, precisions_cholesky : ndarray
+        In the covariance family's shape.
+    """
+
+    means: np.ndarray
+    covariances: np.ndarray
+    precisions_cholesky: np.ndarray
+
+
+def in_data_units(fitted: FittedMixture) -> DataUnitParameters:
+    """Undo the standardisation: ``x = centre + scale * z``.
+
+    Parameters
+    ----------
+    fitted : FittedMixture
+        Its state must carry covariances.
+
+    Returns
+    -------
+    DataUnitParameters
+    """
+    family = get_family(fitted.covariance_type)
+    state, centre, scale = fitted.state, fitted.centre, fitted.scale
+    return DataUnitParameters(
+        centre + state.means * scale,
+        family.rescale_covariances(state.covariances, scale),
+        family.rescale_precisions_cholesky(state.precisions_cholesky, scale),
+    )
 
 
 def standardize(values: np.ndarray, fitted: FittedMixture) -> np.ndarray:
