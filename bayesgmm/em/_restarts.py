@@ -218,7 +218,8 @@ def warn_not_converged(
     warnings.warn(
         f"EM did not converge: after max_iter={max_iter} iterations of {starts} the mean "
         f"log-likelihood still changed by {change:.3g} (tol={tol:g}). Increase max_iter or "
-        "tol, try more n_init, or check for duplicated or degenerate rows.",
+        "tol, try more n_init (with warm_start=True: fit again to continue), or check for "
+        "duplicated or degenerate rows.",
         ConvergenceWarning,
         stacklevel=4,
     )
