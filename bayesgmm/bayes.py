@@ -16,9 +16,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import xarray as xr
-from sklearn.base import BaseEstimator
+from sklearn.base import BaseEstimator, ClusterMixin, DensityMixin
 
 from bayesgmm._checks import (
     MISSING_OPTIONS,
@@ -27,19 +26,12 @@ from bayesgmm._checks import (
     check_number,
     check_random_state,
     data_fingerprint,
-    match_features,
     warn_improper_ties,
 )
 from bayesgmm._dask import is_dask_collection
-from bayesgmm._dask_scoring import (
-    dask_density,
-    dask_labels,
-    dask_mean_membership,
-    dask_membership,
-)
+from bayesgmm._posterior_queries import PosteriorQueries
+from bayesgmm._stored_settings import check_settings_match_arrays, stored_settings
 from bayesgmm._version import __version__
-from bayesgmm.advi import ADVI_METHODS
-from bayesgmm.density import predictive_density
 from bayesgmm.diagnostics import Diagnostics, diagnose_advi, diagnose_laplace, diagnose_nuts
 from bayesgmm.fitting import (
     Problem,
@@ -48,7 +40,6 @@ from bayesgmm.fitting import (
     relabel_sample,
     sample_problem,
 )
-from bayesgmm.imputation import predictive_imputation
 from bayesgmm.inference import (
     ENGINES,
     MASS_MATRICES,
@@ -58,20 +49,9 @@ from bayesgmm.inference import (
     resolve_method,
 )
 from bayesgmm.io import ModelFileError, check_model_tree, load_datatree, save_datatree
-from bayesgmm.likelihood import thin_draws
-from bayesgmm.loo import pointwise_loo
-from bayesgmm.membership import (
-    coclustering_matrix,
-    mean_membership,
-    membership_arrays,
-    membership_dataset,
-    most_probable_labels,
-    occupied_component_counts,
-)
 from bayesgmm.noise import check_noise_settings
 from bayesgmm.parameters import ModelParameters, flatten_draws, unflatten_draws
 from bayesgmm.posterior import (
-    NOISE_WEIGHT,
     OBSERVED,
     parameters_from_posterior,
     total_log_likelihood,
@@ -79,6 +59,7 @@ from bayesgmm.posterior import (
 from bayesgmm.priors import PROPER_WITH_TIES, GMMPriors
 from bayesgmm.relabel import RELABEL_METHODS, RelabellingSummary
 from bayesgmm.scaling import COVARIANCE_TYPES
+from bayesgmm.summary import fit_overview_html, posterior_means
 
 __all__ = ["BayesianGMM", "DiagnosticsWarning", "diagnostics_reported", "load"]
 
@@ -119,7 +100,24 @@ def _check_fraction(name: str, value: Any, example: float) -> None:
         )
 
 
-class BayesianGMM(BaseEstimator):
+def _check_extension(extend_model, engine: str, method: str) -> None:
+    """An extension of the PyMC model needs that model to be the one sampled."""
+    if extend_model is None:
+        return
+    if not callable(extend_model):
+        raise TypeError(
+            "extend_model must be a function taking the PyMC model and returning the extended "
+            f"one, e.g. extend_model=lambda base: base; got {type(extend_model).__name__}."
+        )
+    if engine != "pymc" or method not in ("auto", "nuts"):
+        raise ValueError(
+            "extend_model changes the PyMC model, so it needs NUTS on that model: "
+            "engine='pymc' and method='nuts' (or 'auto'); got "
+            f"engine={engine!r}, method={method!r}."
+        )
+
+
+class BayesianGMM(PosteriorQueries, ClusterMixin, DensityMixin, BaseEstimator):
     """Bayesian Gaussian mixture with Dirichlet weights and LKJ covariances.
 
     Parameters
@@ -186,6 +184,19 @@ class BayesianGMM(BaseEstimator):
         nutpie's mass-matrix adaptation (:data:`bayesgmm.inference.MASS_MATRICES`);
         ``"low_rank"`` can help strongly correlated posteriors.  The PyMC
         engine supports only ``"diag"``.
+    extend_model : callable, optional
+        A user's extension of the PyMC model (``engine="pymc"``, NUTS):
+        ``extend_model(base) -> pymc.Model``, given the model of
+        :func:`bayesgmm.model.build_model` on the training data (on its
+        standardised scale), returning it with variables added or replaced,
+        e.g. ``pm.do(base, {"means": centre + spread * offsets})`` for a
+        hierarchical prior on the means.  The result must keep ``weights``,
+        ``means``, ``scales`` (and ``correlations_cholesky``) by name
+        (:func:`bayesgmm.model.extended_model`); the fit then gets the same
+        relabelling, memberships, diagnostics and DataTree as any.  The
+        extension's own variables are not kept in ``idata_``; a saved model
+        records the function's name (``attrs["model_extension"]``) and loads
+        without it, since every summary reads the stored parameters.
     advi_iterations : int, default=10000
     relabel : {"stephens", "pivot"}, default="stephens"
         Relabelling algorithm (see :mod:`bayesgmm.relabel`); the pivot run
@@ -219,6 +230,29 @@ class BayesianGMM(BaseEstimator):
         Column names; new DataFrames are matched to them by name.
     diagnostics_ : Diagnostics
         ``diagnose()`` at the end of the fit.
+    weights_ : ndarray of shape (n_components,)
+        Posterior-mean mixture weights (with a noise component they sum to
+        ``1 - noise_weight_``); point summaries where scikit-learn users look.
+    means_ : ndarray of shape (n_components, n_features)
+        Posterior-mean component means, in data units.
+    covariances_ : ndarray
+        Posterior-mean covariances in data units, shaped as scikit-learn's
+        ``GaussianMixture`` per ``covariance_type``: (n_components,
+        n_features, n_features) for ``full``, (n_features, n_features) for
+        ``tied``, (n_components, n_features) for ``diag``, (n_components,)
+        for ``spherical``.
+    noise_weight_ : float or None
+        Posterior-mean noise weight; None without a noise component.
+    labels_ : ndarray of int of shape (n_samples,)
+        ``predict`` of the training rows, computed on first access (one
+        scoring pass); for a Dask fit, of the stored sample's rows.
+
+    Notes
+    -----
+    scikit-learn's contract: a clusterer (``fit_predict``, ``labels_``) and
+    a density estimator (``score``, ``score_samples``, ``sample``), so
+    ``cross_val_score``, ``GridSearchCV`` and ``Pipeline`` work.  Scores are
+    posterior-predictive: the log of the density averaged over draws.
 
     Examples
     --------
@@ -248,6 +282,7 @@ class BayesianGMM(BaseEstimator):
         target_accept: float = 0.9,
         max_treedepth: int = 10,
         mass_matrix: str = "diag",
+        extend_model=None,
         advi_iterations: int = 10_000,
         relabel: str = "stephens",
         em_n_init: int = 5,
@@ -270,6 +305,7 @@ class BayesianGMM(BaseEstimator):
         self.target_accept = target_accept
         self.max_treedepth = max_treedepth
         self.mass_matrix = mass_matrix
+        self.extend_model = extend_model
         self.advi_iterations = advi_iterations
         self.relabel = relabel
         self.em_n_init = em_n_init
@@ -303,6 +339,7 @@ class BayesianGMM(BaseEstimator):
                 f"mass_matrix={self.mass_matrix!r} needs engine='nutpie'; the PyMC engine "
                 "adapts a diagonal mass matrix only (mass_matrix='diag')."
             )
+        _check_extension(self.extend_model, self.engine, self.method)
         for name in ("draws", "tune", "chains", "advi_iterations", "em_n_init", "max_treedepth"):
             _check_count(name, getattr(self, name), _default(name))
         if self.cores is not None:
@@ -324,6 +361,7 @@ class BayesianGMM(BaseEstimator):
     def _stored_params(self) -> str:
         """Constructor arguments as JSON (the resolved priors are also stored on their own)."""
         params = self.get_params(deep=False)
+        params["extend_model"] = None  # a function cannot be stored: attrs name it
         if params["priors"] is not None:
             params["priors"] = params["priors"].to_dict()
         if not isinstance(params["random_state"], (int, np.integer, type(None))):
@@ -368,6 +406,9 @@ class BayesianGMM(BaseEstimator):
         if is_dask_collection(X):
             from bayesgmm.dask_fit import fit_dask_laplace
 
+            if self.extend_model is not None:
+                raise ValueError("extend_model needs NUTS on in-memory rows; a Dask collection "
+                                 "is fitted by the Laplace approximation. Pass X.compute().")
             settings = settings._replace(method="laplace", chains=1)
             problem, sample = fit_dask_laplace(X, sample_weight, noise=bool(self.noise),
                                                missing=self.missing, **structure)
@@ -378,7 +419,7 @@ class BayesianGMM(BaseEstimator):
             settings = resolve_method(settings, problem.data.values.shape[0])
             warn_improper_ties(problem.data.values, problem.data.feature_names,
                                priors.scale_prior, PROPER_WITH_TIES)
-            sample = sample_problem(problem, settings, rng)
+            sample = sample_problem(problem, settings, rng, self.extend_model)
         # One Gaussian around one mode cannot switch labels: the pivot suffices.
         relabel = "pivot" if settings.method == "laplace" else self.relabel
         relabelled, relabelling = relabel_sample(problem, sample, relabel)
@@ -406,6 +447,9 @@ class BayesianGMM(BaseEstimator):
         self.feature_names_in_ = np.asarray(tree.posterior["feature"].values).astype(str)
         self.n_features_in_ = len(self.feature_names_in_)
         self._parameters = flat
+        means = posterior_means(flat, self.covariance_type)
+        self.weights_, self.means_, self.covariances_, self.noise_weight_ = means
+        self._labels = None
         self.diagnostics_ = self.diagnose()
 
     def _provenance(self, problem: Problem, elapsed: float, method: str) -> dict[str, Any]:
@@ -421,239 +465,9 @@ class BayesianGMM(BaseEstimator):
             "data_sha256": data_fingerprint(problem.data.values),
             "sampling_seconds": float(elapsed),
             "params": self._stored_params(),
+            **({} if self.extend_model is None else {"model_extension": getattr(
+                self.extend_model, "__qualname__", repr(self.extend_model))}),
         }
-
-    # ------------------------------------------------------------ fitted state
-    def _check_fitted(self):
-        if not hasattr(self, "idata_"):
-            raise AttributeError(
-                "This BayesianGMM is not fitted yet; call fit(X) or bayesgmm.load(path)."
-            )
-
-    def _new_data(self, X, missing: str | None = None) -> np.ndarray:
-        """Checked new data, with DataFrame columns matched to the fitted features by name.
-
-        NaN is accepted as the model's ``missing`` setting says, unless
-        ``missing`` overrides it.
-        """
-        self._check_fitted()
-        return match_features(X, self.feature_names_in_, missing=missing or self.missing)
-
-    def _draws(self, max_draws: int | None) -> ModelParameters:
-        """The draws to score from: all, or ``max_draws`` evenly spaced ones (thin_draws)."""
-        self._check_fitted()
-        return thin_draws(self._parameters, max_draws)
-
-    def _score(self, X, max_draws: int | None, score, dask_score, **options):
-        """``score`` of checked rows, or ``dask_score``'s lazy result for Dask input."""
-        parameters = self._draws(max_draws)
-        if is_dask_collection(X):
-            return dask_score(X, parameters, self.feature_names_in_, self.missing, **options)
-        return score(self._new_data(X), parameters, **options)
-
-    # ------------------------------------------------------------ membership
-    def membership_summary(self, X, *, max_draws: int | None = None) -> xr.Dataset:
-        """Per-point membership probabilities with intervals and uncertainty split.
-
-        Parameters
-        ----------
-        X : array-like or DataFrame of shape (n_samples, n_features)
-            Or a ``dask.array.Array`` / ``dask.dataframe.DataFrame``: the
-            result is then lazy (its variables are Dask arrays, computed
-            chunk by chunk, the draws sent to the workers once).
-        max_draws : int, optional
-            Score from this many evenly spaced posterior draws
-            (:func:`bayesgmm.likelihood.thin_draws`); None uses every draw.
-
-        Returns
-        -------
-        xarray.Dataset
-            ``prob``, ``prob_lower``, ``prob_upper`` (obs, component);
-            ``entropy`` (total), ``expected_entropy`` (aleatoric),
-            ``mutual_information`` (epistemic), ``label``, ``confidence``
-            (obs).  With a noise component also ``p_noise``,
-            ``p_noise_lower``, ``p_noise_upper`` (obs), and ``label`` is -1
-            where the noise is the most probable.  See
-            :mod:`bayesgmm.membership`; memory is ``O(draws x block +
-            n_samples x n_components)``.
-        """
-        arrays = self._score(X, max_draws, membership_arrays, dask_membership,
-                             interval=self.interval)
-        return membership_dataset(arrays, self.n_components, self.interval)
-
-    def predict_proba(self, X, *, max_draws: int | None = None) -> np.ndarray:
-        """Posterior-mean membership probabilities, shape (n_samples, n_components).
-
-        With a noise component: ``n_components + 1`` columns, the noise last.
-        Dask input gives a lazy Dask array; ``max_draws`` as in
-        :meth:`membership_summary`.
-        """
-        return self._score(X, max_draws, mean_membership, dask_mean_membership)
-
-    def predict(self, X, *, max_draws: int | None = None) -> np.ndarray:
-        """Most probable component of every point (posterior-mean membership).
-
-        ``-1`` (:data:`bayesgmm.noise.NOISE_LABEL`) where a noise component
-        is the most probable.  Dask input gives a lazy Dask array;
-        ``max_draws`` as in :meth:`membership_summary`.
-        """
-        return self._score(X, max_draws, most_probable_labels, dask_labels)
-
-    def coclustering(self, X, *, max_draws: int | None = None) -> np.ndarray:
-        """Posterior probability that two points share a component, (n, n).
-
-        ``max_draws`` as in :meth:`membership_summary` (the cost is
-        ``draws x n^2``).
-        """
-        return coclustering_matrix(self._new_data(X), self._draws(max_draws))
-
-    def occupied_components(self, X=None, random_state=None) -> pd.Series:
-        """Posterior distribution of the number of non-empty components.
-
-        For every draw, allocations ``z_i`` are drawn from that draw's
-        responsibilities and the distinct components counted (Rousseau &
-        Mengersen 2011; Malsiner-Walli, Fruehwirth-Schnatter & Gruen 2016).
-        Meaningful for a sparse, overfitted mixture: ``n_components`` above
-        the expected number of clusters and a small
-        ``GMMPriors(weight_concentration=...)`` such as 0.01.
-
-        Parameters
-        ----------
-        X : array-like, optional
-            Data to allocate; defaults to the training data.
-        random_state : int, numpy.random.Generator or None
-
-        Returns
-        -------
-        pandas.Series
-            Probability of each number of occupied components, indexed
-            ``1 .. n_components`` (from 0 with a noise component, which is
-            never counted as occupied).
-        """
-        self._check_fitted()
-        values = (self.idata_.observed_data[OBSERVED].values if X is None else self._new_data(X))
-        counts = occupied_component_counts(values, self._parameters, as_generator(random_state))
-        # 0 occurs only with a noise component that took every point in a draw.
-        first = 0 if self._parameters.noise is not None else 1
-        frequencies = np.bincount(counts, minlength=self.n_components + 1)[first:]
-        return pd.Series(
-            frequencies / counts.size, index=pd.RangeIndex(first, self.n_components + 1,
-                                                           name="occupied_components"),
-            name="probability",
-        )
-
-    # ------------------------------------------------------------ density
-    def score_samples(self, X, *, max_draws: int | None = None) -> np.ndarray:
-        """Posterior-predictive log density of every point (log-mean-exp over draws).
-
-        Dask input gives a lazy Dask array; ``max_draws`` as in
-        :meth:`membership_summary`.
-        """
-        return self._score(X, max_draws, predictive_density, dask_density,
-                           interval=None).log_density
-
-    def anomaly_scores(self, X=None, *, max_draws: int | None = None) -> xr.Dataset:
-        """Anomaly score ``-log p(x | data)`` with an interval over draws.
-
-        Parameters
-        ----------
-        X : array-like or DataFrame of shape (n_samples, n_features), optional
-            New points.  Without ``X`` the training points are scored
-            out of sample: by their leave-one-out predictive density
-            (PSIS-LOO, :func:`bayesgmm.density.loo_predictive_density`), so
-            a component fitted to an outlier cannot hide it; streamed over
-            blocks of points, so it works whether or not the model kept its
-            pointwise log-likelihood.  Dask input gives a lazy Dataset.
-        max_draws : int, optional
-            Score from this many evenly spaced posterior draws (for the
-            training data: the same number from each chain); None uses
-            every draw.
-
-        Returns
-        -------
-        xarray.Dataset
-            ``score``, ``lower``, ``upper`` (obs); larger is more anomalous.
-            For the training data also ``pareto_k`` (obs): the score of a
-            point with k-hat above ~0.7 is itself uncertain.  A row with
-            missing values is scored by its density over its observed
-            coordinates, which is not on the same scale as a complete row's:
-            rank rows against others with the same missing columns.
-        """
-        density = (self.density_summary(X, max_draws=max_draws) if X is not None
-                   else self._loo_density(max_draws))
-        scores = xr.Dataset(
-            {
-                "score": -density["log_density"],
-                "lower": -density["upper"],
-                "upper": -density["lower"],
-            },
-            attrs=density.attrs,
-        )
-        return scores.assign(pareto_k=density["pareto_k"]) if X is None else scores
-
-    def _loo_density(self, max_draws: int | None = None) -> xr.Dataset:
-        self._check_fitted()
-        loo = pointwise_loo(self, interval=self.interval, max_draws=max_draws)
-        return xr.Dataset(
-            {"log_density": ("obs", loo.elpd), "lower": ("obs", loo.lower),
-             "upper": ("obs", loo.upper), "pareto_k": ("obs", loo.pareto_k)},
-            coords={"obs": np.arange(loo.elpd.shape[0])},
-            attrs={"interval": self.interval, "method": "psis-loo"},
-        )
-
-    def density_summary(self, X, *, max_draws: int | None = None) -> xr.Dataset:
-        """Predictive log density with its credible band (``log_density``, ``lower``, ``upper``).
-
-        Dask input gives a lazy Dataset; ``max_draws`` as in
-        :meth:`membership_summary`.
-        """
-        density = self._score(X, max_draws, predictive_density, dask_density,
-                              interval=self.interval)
-        return xr.Dataset(
-            {name: ("obs", value) for name, value in density._asdict().items()},
-            coords={"obs": np.arange(density.log_density.shape[0])},
-            attrs={"interval": self.interval},
-        )
-
-    # ------------------------------------------------------------ missing values
-    def impute(self, X, random_state=None) -> xr.Dataset:
-        """Posterior predictive of the missing values (NaN) given each row's observed ones.
-
-        For every posterior draw, the component is drawn from that draw's
-        responsibilities given the observed values, then the missing values
-        from that component's conditional Gaussian (uniform on the noise box
-        for the noise component); see :mod:`bayesgmm.imputation`.  Works on
-        any fitted model, whatever its ``missing`` setting.
-
-        Parameters
-        ----------
-        X : array-like or DataFrame of shape (n_samples, n_features)
-            Every row needs an observed value.
-        random_state : int, numpy.random.Generator or None
-            For the predictive draws behind the intervals.
-
-        Returns
-        -------
-        xarray.Dataset
-            ``mean`` (the predictive mean, exact given the draws), ``lower``
-            and ``upper`` (equal-tailed interval of mass ``interval``, from
-            one predictive draw per posterior draw: with ``S`` draws each
-            tail's mass is off by about ``sqrt(q (1 - q) / S)``, 0.0027 for
-            ``q = 0.03`` and ``S = 4000``) and ``imputed`` (True where the
-            value was missing), over (obs, feature).  Observed values pass
-            through with ``lower = upper = mean``.
-        """
-        values = self._new_data(X, missing="marginalize")
-        arrays = predictive_imputation(values, self._parameters, self.interval,
-                                       as_generator(random_state))
-        dims = ("obs", "feature")
-        dataset = xr.Dataset(
-            {**{name: (dims, value) for name, value in arrays._asdict().items()},
-             "imputed": (dims, np.isnan(values))},
-            coords={"obs": np.arange(values.shape[0]), "feature": self.feature_names_in_},
-        )
-        dataset.attrs["interval"] = self.interval
-        return dataset
 
     # ------------------------------------------------------------ diagnostics
     def diagnose(self) -> Diagnostics:
@@ -674,6 +488,11 @@ class BayesianGMM(BaseEstimator):
         stats = tree.sample_stats.to_dataset()
         log_ratio = (stats["lp"] - stats["log_q"]).values.ravel()
         return diagnose_advi(tree["vi_trace"]["elbo"].values, log_ratio)
+
+    def _html_repr(self) -> str:
+        """scikit-learn's parameter box, preceded by the fit's overview once fitted."""
+        box = super()._html_repr()
+        return box if not hasattr(self, "idata_") else fit_overview_html(self) + box
 
     # ------------------------------------------------------------ persistence
     def save(self, path, overwrite: bool = False):
@@ -709,8 +528,8 @@ class BayesianGMM(BaseEstimator):
             are missing, invalid or contradict its arrays.
         """
         tree = check_model_tree(tree)
-        model, priors, relabelling = _stored_settings(cls, tree)
-        _check_settings_match_arrays(model, tree)
+        model, priors, relabelling = stored_settings(cls, tree)
+        check_settings_match_arrays(model, tree)
         if data_fingerprint(tree.observed_data[OBSERVED].values) != str(tree.attrs["data_sha256"]):
             raise ModelFileError(
                 "the data stored in the model file do not match its recorded SHA-256; the "
@@ -725,84 +544,6 @@ class BayesianGMM(BaseEstimator):
                 "Re-fit or re-save the model."
             ) from None
         return model
-
-
-def _stored_settings(
-    cls: type[BayesianGMM], tree: xr.DataTree
-) -> tuple[BayesianGMM, GMMPriors, RelabellingSummary]:
-    """The unfitted model, priors and relabelling summary a tree's attributes record."""
-    try:
-        params = json.loads(str(tree.attrs["params"]))
-        if params["priors"] is not None:
-            params["priors"] = GMMPriors.from_dict(params["priors"])
-        priors = GMMPriors.from_json(str(tree.attrs["priors"]))
-        relabelling = RelabellingSummary.from_json(str(tree.attrs["relabelling"]))
-        model = cls(**params)
-    except (KeyError, ValueError, TypeError) as error:
-        raise ModelFileError(
-            f"the model file lacks or garbles its settings ({type(error).__name__}: "
-            f"{error}); re-save it from the fitted model."
-        ) from None
-    try:
-        model._check_settings()
-    except (ValueError, TypeError) as error:
-        raise ModelFileError(
-            f"the model file's stored settings are invalid: {error} Re-fit or re-save the model."
-        ) from None
-    return model, priors, relabelling
-
-
-def _same_along(axis: int):
-    def check(values: np.ndarray) -> bool:
-        return bool(np.all(values == np.take(values, [0], axis=axis)))
-    return check
-
-
-_SHARED_VALUES = {
-    "tied": (("scales", "components", _same_along(2)),
-             ("correlations", "components", _same_along(2))),
-    "spherical": (("scales", "features", _same_along(3)),),
-}
-"""Arrays a shared covariance structure repeats: (variable, what, check)."""
-
-
-def _check_settings_match_arrays(model: BayesianGMM, tree: xr.DataTree) -> None:
-    """Require the stored settings to describe the stored arrays."""
-    attrs, posterior = tree.attrs, tree.posterior
-    n_stored = posterior.sizes["component"]
-    problems = [f"n_components={model.n_components} but the posterior has {n_stored} components"
-                ] if model.n_components != n_stored else []
-    # method="auto" is stored as set and recorded as the method it resolved to.
-    expected = {"n_components": model.n_components, "covariance_type": model.covariance_type,
-                "method": resolve_method(model._settings(),
-                                         tree.observed_data.sizes["obs"]).method}
-    problems += [
-        f"{name}={getattr(model, name)!r} in its settings but {attrs.get(name)!r} in its "
-        "attributes" for name, value in expected.items() if attrs.get(name) != value
-    ]
-    if "data_sha256" not in attrs:
-        problems.append("it records no data_sha256")
-    correlations = posterior["correlations"].values
-    off_diagonal = correlations * (1 - np.eye(correlations.shape[-1]))
-    if bool(model.noise) != (NOISE_WEIGHT in posterior):
-        problems.append(f"noise={model.noise!r} in its settings but the posterior "
-                        f"{'lacks' if model.noise else 'has'} a noise weight")
-    if model.covariance_type in ("diag", "spherical") and np.any(off_diagonal != 0):
-        problems.append(f"covariance_type={model.covariance_type!r} but the posterior has "
-                        "non-zero correlations")
-    problems += [
-        f"covariance_type={model.covariance_type!r} but its {name} differ across {axis}"
-        for name, axis, check in _SHARED_VALUES.get(model.covariance_type, ())
-        if not check(posterior[name].values)
-    ]
-    method = tree.attrs.get("method", model.method)
-    if method in (*ADVI_METHODS, "minibatch_advi") and "vi_trace" not in tree.children:
-        problems.append(f"method={method!r} but the file has no vi_trace group")
-    if problems:
-        raise ModelFileError(
-            f"the model file's settings contradict its arrays: {problems[0]}. Re-fit or "
-            "re-save the model."
-        )
 
 
 def load(path) -> BayesianGMM:

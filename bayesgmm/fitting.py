@@ -434,7 +434,8 @@ def _nudged_start(parameters: ModelParameters, layout: Layout, block: np.ndarray
 
 
 def sample_problem(
-    problem: Problem, settings: SamplerSettings, rng: np.random.Generator
+    problem: Problem, settings: SamplerSettings, rng: np.random.Generator,
+    extend_model=None,
 ) -> PosteriorSample:
     """Run the inference that ``settings`` choose, from the problem's start.
 
@@ -443,6 +444,9 @@ def sample_problem(
     problem : Problem
     settings : SamplerSettings
     rng : numpy.random.Generator
+    extend_model : callable, optional
+        For ``engine="pymc"``: applied to the PyMC model before sampling
+        (:func:`bayesgmm.model.extended_model`).
 
     Returns
     -------
@@ -450,13 +454,14 @@ def sample_problem(
         Draws on the model's scale.
     """
     def pymc_model():
-        from bayesgmm.model import build_model
+        from bayesgmm.model import build_model, extended_model
 
         frame = pd.DataFrame(problem.data.values, columns=problem.data.feature_names)
         layout = problem.layout
-        return build_model(frame, layout.n_components, problem.priors, layout.covariance_type,
-                           problem.noise_volume, noise=layout.has_noise,
-                           missing=problem.missing, sample_weight=problem.sample_weight)
+        model = build_model(frame, layout.n_components, problem.priors, layout.covariance_type,
+                            problem.noise_volume, noise=layout.has_noise,
+                            missing=problem.missing, sample_weight=problem.sample_weight)
+        return model if extend_model is None else extended_model(model, extend_model)
 
     rows = RowAccess(problem.scaled.values, problem.sample_weight, problem.pack_rows,
                      problem.scaled.resolved)

@@ -27,7 +27,7 @@ from bayesgmm.scaling import (
     model_scale,
 )
 
-__all__ = ["build_model"]
+__all__ = ["build_model", "extended_model", "parameter_variables"]
 
 # PyTensor looks for a system BLAS the first time it compiles C code, and
 # warns when pip installs leave it none.  bayesgmm's default engine does not
@@ -173,12 +173,27 @@ def _marginal_likelihoods(values, patterns, row_weights, weights, means, covaria
         pm.Potential(f"x_pattern_{p}", pattern_rows.sum())
 
 
-def _all_likelihoods(values, patterns, row_weights, weights, means, chol, covariances,
+def _standardised_data(raw: np.ndarray, centre: np.ndarray, scale: np.ndarray):
+    """``pm.Data("X")`` in data units, and the model's scale of it: ``(X - centre) / scale``.
+
+    The centre and scale are recorded as ``pm.Data("data_centre")`` and
+    ``pm.Data("data_scale")``, so ``pm.set_data({"X": new_rows})`` takes rows
+    in the data's units and the model standardises them as it did the
+    training rows.
+    """
+    data = pm.Data("X", raw, dims=("obs", "feature"))
+    data_centre = pm.Data("data_centre", centre, dims="feature")
+    data_scale = pm.Data("data_scale", scale, dims="feature")
+    return (data - data_centre) / data_scale
+
+
+def _all_likelihoods(raw, scaled, patterns, row_weights, weights, means, chol, covariances,
                      noise_weight, noise_log_density: float | None, shape: tuple[int, int]):
     """The complete rows' likelihood ``x`` on ``pm.Data("X")``, then the patterns' potentials."""
+    values = scaled.values
     complete = np.flatnonzero(~np.isnan(values).any(axis=1))
     if complete.size:
-        data = pm.Data("X", values[complete], dims=("obs", "feature"))
+        data = _standardised_data(raw[complete], scaled.centre, scaled.scale)
         if noise_log_density is None and row_weights is None:
             _likelihood(data, weights, means, chol, shape)
         else:
@@ -252,8 +267,16 @@ def build_model(
     -------
     pymc.Model
         Coordinates ``component``, ``feature`` (column names), ``feature2``
-        and ``obs``; the data sit in ``pm.Data("X")`` so a new dataset of
-        any size can be swapped in with ``pm.set_data``.
+        and ``obs``.  The complete rows sit in ``pm.Data("X")`` in the data's
+        own units, with the standardisation recorded beside them
+        (``pm.Data("data_centre")``, ``pm.Data("data_scale")``): the
+        likelihood ``x`` is of ``(X - data_centre) / data_scale``, and the
+        parameters (``means``, ``scales``, ``covariances``) are on that
+        standardised scale.  So new rows in data units, of any number, are
+        swapped in with ``pm.set_data({"X": rows}, coords={"obs": ...})``,
+        and ``pm.sample_posterior_predictive`` draws ``x`` on the
+        standardised scale (multiply by ``data_scale``, add
+        ``data_centre``).
 
     Examples
     --------
@@ -265,8 +288,9 @@ def build_model(
     n_components = _check_structure(n_components, covariance_type)
     checked = check_X(X, n_components=n_components, missing=missing)
     row_weights = model_weights(sample_weight, checked.values.shape[0])
-    values, _, scale, resolved = model_scale(checked.values, priors or GMMPriors(),
-                                             n_components, covariance_type, row_weights)
+    scaled = model_scale(checked.values, priors or GMMPriors(), n_components, covariance_type,
+                         row_weights)
+    values, scale, resolved = scaled.values, scaled.scale, scaled.resolved
     noise_log_density = model_noise_log_density(checked.values, scale, noise, noise_volume)
     patterns = missingness_patterns(
         values, model_noise_log_sides(checked.values, scale, noise, noise_volume))
@@ -286,6 +310,61 @@ def build_model(
         correlation_cholesky = _correlation_cholesky(resolved, n_components, n_features,
                                                      covariance_type)
         chol, covariances = _component_cholesky(scales, correlation_cholesky)
-        _all_likelihoods(values, patterns, row_weights, weights, means, chol, covariances,
-                         noise_weight, noise_log_density, (n_components, n_features))
+        _all_likelihoods(checked.values, scaled, patterns, row_weights, weights, means, chol,
+                         covariances, noise_weight, noise_log_density, (n_components, n_features))
+    return model
+
+
+def parameter_variables(model: pm.Model) -> tuple[str, ...]:
+    """The variables bayesgmm reads a posterior from: the mixture's parameters.
+
+    ``weights``, ``means`` and ``scales`` always; ``correlations_cholesky``
+    when the model has correlations (``full`` or ``tied`` with several
+    features); ``noise_weight`` with a noise component.
+    """
+    names = ["weights", "means", "scales"]
+    if "correlations_cholesky" in model.named_vars or "correlations" in model.named_vars:
+        names.append("correlations_cholesky")
+    if "noise_weight" in model.named_vars:
+        names.append("noise_weight")
+    return tuple(names)
+
+
+def extended_model(base: pm.Model, extend) -> pm.Model:
+    """A user's extension of the model, checked to keep what bayesgmm reads back.
+
+    Parameters
+    ----------
+    base : pymc.Model
+        From :func:`build_model`, on the model's standardised scale.
+    extend : callable
+        ``extend(base) -> pymc.Model``: add variables in ``with base:``, or
+        return ``pm.do(base, {...})`` to replace one, e.g. give the means a
+        hierarchical prior.  It must keep the variables of
+        :func:`parameter_variables` by name (free or deterministic) and
+        their shapes, and the likelihood; those are what relabelling,
+        memberships, diagnostics and the DataTree use.
+
+    Returns
+    -------
+    pymc.Model
+
+    Raises
+    ------
+    TypeError, ValueError
+        When ``extend`` returns no model, or one without those variables.
+    """
+    model = extend(base)
+    if not isinstance(model, pm.Model):
+        raise TypeError(
+            f"extend_model must return a pymc.Model (the extended base model, or pm.do(base, "
+            f"...)); it returned {type(model).__name__}."
+        )
+    lost = [name for name in parameter_variables(base) if name not in model.named_vars]
+    if lost:
+        raise ValueError(
+            f"the extended model lacks {lost}: bayesgmm reads the posterior from these. Keep "
+            "them by name, e.g. replace a variable with pm.do(base, {'means': expression}) "
+            "rather than deleting it."
+        )
     return model

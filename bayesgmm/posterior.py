@@ -73,12 +73,14 @@ SAMPLE_WEIGHT = "sample_weight"
 OPTIONAL_LAYOUT = {
     "log_likelihood": {OBSERVED: _SAMPLE + ("obs",)},
     "constant_data": {SAMPLE_WEIGHT: ("obs",)},
+    "posterior_predictive": {OBSERVED: _SAMPLE + ("obs", "feature")},
 }
 """Groups a model DataTree may hold, with the variables and dimensions each then has.
 
 ``log_likelihood``: the pointwise log-likelihood, kept when
 :data:`POINTWISE_STORED_ATTR` says so; ``constant_data``: the frequency
-weights of a weighted fit.
+weights of a weighted fit; ``posterior_predictive``: the replicates
+:meth:`bayesgmm.BayesianGMM.sample_posterior_predictive` adds.
 """
 
 POINTWISE_STORED_ATTR = "pointwise_log_likelihood_stored"
