@@ -28,6 +28,7 @@ import numpy as np
 
 from bayesgmm._kernel import logp_grad
 from bayesgmm._kernel.layout import Section, section
+from bayesgmm._progress import progress
 
 __all__ = [
     "ADVIResult",
@@ -40,6 +41,8 @@ __all__ = [
 ]
 
 ADVI_METHODS = ("advi", "fullrank_advi")
+
+_DESCRIPTIONS = {"advi": "ADVI (mean-field)", "fullrank_advi": "ADVI (full-rank)"}
 
 
 class ADVIResult(NamedTuple):
@@ -128,6 +131,8 @@ def _identity_whitening(dim: int) -> Whitening:
 
 
 _BLOCK = 500
+"""Iterations per call of the compiled optimiser: its random numbers are drawn, and the
+progress bar advances, once per block."""
 
 
 @numba.njit(cache=True, nogil=True)
@@ -286,6 +291,7 @@ def optimise_elbo(
     draw_batches: Callable[[np.random.Generator, int], np.ndarray] | None = None,
     anchor: Anchor | None = None,
     whitening: Whitening | None = None,
+    progressbar: bool = False,
 ) -> ADVIResult:
     """Maximise the ELBO by Adam and average the second half of the iterates.
 
@@ -319,6 +325,10 @@ def optimise_elbo(
     whitening : Whitening, optional
         Optimise in its coordinates ``z``; the result and the ELBO trace are
         mapped back to ``theta``.
+    progressbar : bool, default=False
+        Show the iterations done (:func:`bayesgmm._progress.progress`),
+        updated every :data:`_BLOCK` iterations, between calls of the
+        compiled loop.
 
     Returns
     -------
@@ -339,18 +349,20 @@ def optimise_elbo(
     if data is None:
         data = np.zeros((0, 0))
     skipped = 0
+    description = _DESCRIPTIONS[method] + ("" if draw_batches is None else " on batches")
     # Random numbers are drawn block by block: memory stays O(block * dim).
-    for first in range(0, n_iter, _BLOCK):
-        n_steps = min(_BLOCK, n_iter - first)
-        noise = rng.standard_normal((n_steps, n_mc, dim))
-        batches = (np.zeros((n_steps, 0), dtype=np.int64) if draw_batches is None
-                   else draw_batches(rng, n_steps))
-        skipped += _optimise_block(state, adam, first, block, noise,
-                                   method == "fullrank_advi",
-                                   _identity_whitening(dim) if whitening is None else whitening,
-                                   rates[first:first + n_steps], elbo, average, average_from,
-                                   n_averaged, data, batches,
-                                   _NO_ANCHOR if anchor is None else anchor)
+    with progress(n_iter, description, progressbar) as bar:
+        for first in range(0, n_iter, _BLOCK):
+            n_steps = min(_BLOCK, n_iter - first)
+            noise = rng.standard_normal((n_steps, n_mc, dim))
+            batches = (np.zeros((n_steps, 0), dtype=np.int64) if draw_batches is None
+                       else draw_batches(rng, n_steps))
+            skipped += _optimise_block(
+                state, adam, first, block, noise, method == "fullrank_advi",
+                _identity_whitening(dim) if whitening is None else whitening,
+                rates[first:first + n_steps], elbo, average, average_from, n_averaged, data,
+                batches, _NO_ANCHOR if anchor is None else anchor)
+            bar.advance(n_steps)
     # The averaged second half of the iterates: far less Monte Carlo noise in
     # the final approximation than the last stochastic iterate.
     if n_averaged[0] == 0:
@@ -379,6 +391,7 @@ def fit_advi(
     n_mc: int = 4,
     learning_rate: float = 0.02,
     initial_sd: float = 0.05,
+    progressbar: bool = False,
 ) -> ADVIResult:
     """Fit a Gaussian approximation to the posterior.
 
@@ -400,6 +413,8 @@ def fit_advi(
         (Polyak-Ruppert averaging).
     initial_sd : float
         Initial standard deviation of every coordinate.
+    progressbar : bool, default=False
+        Show the iterations done.
 
     Returns
     -------
@@ -407,4 +422,4 @@ def fit_advi(
     """
     rates = learning_rates(learning_rate, n_iter, max(1.0, n_iter / 10.0), 0.5)
     return optimise_elbo(start, block, rng, method=method, rates=rates, n_mc=n_mc,
-                         initial_sd=initial_sd)
+                         initial_sd=initial_sd, progressbar=progressbar)

@@ -208,10 +208,13 @@ def fit_one_k(values, names, k, settings, seed, max_draws) -> KFit:
     return KFit(replace(row, seconds=time.perf_counter() - began), fit, outcome)
 
 
-def kfold_one_k(result: KFit, values) -> KFit:
-    """Replace one K's PSIS estimate by K-fold cross-validation (refits checked)."""
+def kfold_one_k(result: KFit, values, progressbar: bool = False) -> KFit:
+    """Replace one K's PSIS estimate by K-fold cross-validation (refits checked).
+
+    ``progressbar`` shows the refits done (:func:`bayesgmm.loo.kfold_loo`).
+    """
     began = time.perf_counter()
-    outcome = kfold_loo(result.fit, values, result.loo)
+    outcome = kfold_loo(result.fit, values, result.loo, progressbar=progressbar)
     row = KRow(**{**asdict(result.row), "loo_method": outcome.method,
                   "max_khat": outcome.max_khat, "share_high_khat": 0.0,
                   "loo_caveat": outcome.caveat,

@@ -39,6 +39,7 @@ from arviz_stats.loo import SamplingWrapper
 
 from bayesgmm._checks import LOG_LIKELIHOOD_BUDGET
 from bayesgmm._kernel import logp_batch, pack_block
+from bayesgmm._progress import Bar, progress
 from bayesgmm.density import predictive_density
 from bayesgmm.likelihood import evenly_spaced_draws, pointwise_log_likelihood
 from bayesgmm.noise import noise_region
@@ -224,12 +225,14 @@ class _RefitWrapper(SamplingWrapper):
     so the result is the same while no ``(draws, held-out rows)`` matrix is
     built.  With frequency weights, ArviZ calls ``sel_observations`` then
     ``sample`` for each fold; the training rows' weights pass between them.
+    Every finished refit advances ``bar``, when given.
     """
 
-    def __init__(self, fit, X, sample_weight=None):
+    def __init__(self, fit, X, sample_weight=None, bar: Bar | None = None):
         super().__init__(model=None, idata_orig=fit.idata_)
         self.fit = fit
         self.X = X
+        self.bar = bar
         self.sample_weight = sample_weight
         self.n_unconverged = 0
         self._train_weight = None
@@ -256,6 +259,8 @@ class _RefitWrapper(SamplingWrapper):
         table = refit.diagnostics_.table
         if not all(table.loc[gate, "ok"] for gate in REFIT_GATES if gate in table.index):
             self.n_unconverged += 1
+        if self.bar is not None:
+            self.bar.advance()
         return refit
 
     def get_inference_data(self, fitted_model):
@@ -402,7 +407,8 @@ def _moment_matched(fit, X: np.ndarray, pointwise: PointwiseLoo, threshold: floa
     return pointwise._replace(elpd=elpd, pareto_k=pareto_k)
 
 
-def kfold_loo(fit, X: np.ndarray | None = None, psis: LooOutcome | None = None) -> LooOutcome:
+def kfold_loo(fit, X: np.ndarray | None = None, psis: LooOutcome | None = None, *,
+              progressbar: bool = False) -> LooOutcome:
     """10-fold cross-validation with refits of the same model, each refit checked.
 
     Parameters
@@ -412,6 +418,8 @@ def kfold_loo(fit, X: np.ndarray | None = None, psis: LooOutcome | None = None) 
         Training data; defaults to the model's ``observed_data``.
     psis : LooOutcome, optional
         The PSIS result it replaces (for its flagged-point count).
+    progressbar : bool, default=False
+        Show the refits done (each refit's own sampler stays silent).
 
     Returns
     -------
@@ -434,12 +442,13 @@ def kfold_loo(fit, X: np.ndarray | None = None, psis: LooOutcome | None = None) 
     if X is None:
         X = tree.observed_data[OBSERVED].values
     weights = stored_sample_weight(tree)
-    wrapper = _RefitWrapper(fit, X, weights)
     lppd = predictive_density(X, fit._parameters, interval=None).log_density
     reduced = xr.DataTree.from_dict({"log_likelihood": xr.Dataset(
         {OBSERVED: _as_single_draw(lppd, np.arange(X.shape[0]))})})
-    kfold = _quiet(az.loo_kfold, reduced, wrapper, var_name=OBSERVED, k=KFOLD_FOLDS,
-                   pointwise=True)
+    with progress(KFOLD_FOLDS, f"K-fold refits, K={fit.n_components}", progressbar) as bar:
+        wrapper = _RefitWrapper(fit, X, weights, bar)
+        kfold = _quiet(az.loo_kfold, reduced, wrapper, var_name=OBSERVED, k=KFOLD_FOLDS,
+                       pointwise=True)
     totals = {}
     if weights is not None:
         elpd, se, p = loo_totals(kfold.elpd_i.values, kfold.p_kfold_i.values, weights, ddof=0)
@@ -450,7 +459,8 @@ def kfold_loo(fit, X: np.ndarray | None = None, psis: LooOutcome | None = None) 
     return LooOutcome(kfold, "kfold", float("nan"), 0, n_high, threshold, wrapper.n_unconverged)
 
 
-def reliable_loo(fit, X: np.ndarray | None = None, *, allow_kfold: bool = True) -> LooOutcome:
+def reliable_loo(fit, X: np.ndarray | None = None, *, allow_kfold: bool = True,
+                 progressbar: bool = False) -> LooOutcome:
     """PSIS-LOO, moment matching, then K-fold when still needed (module docstring).
 
     Parameters
@@ -461,6 +471,8 @@ def reliable_loo(fit, X: np.ndarray | None = None, *, allow_kfold: bool = True) 
         Training data; defaults to the model's ``observed_data``.
     allow_kfold : bool, default=True
         Permit the (expensive, 10 refits) K-fold fallback.
+    progressbar : bool, default=False
+        Show the K-fold refits done, when they run.
 
     Returns
     -------
@@ -470,5 +482,5 @@ def reliable_loo(fit, X: np.ndarray | None = None, *, allow_kfold: bool = True) 
     """
     outcome = psis_loo(fit, X)
     if allow_kfold and outcome.needs_kfold(fit.idata_.observed_data[OBSERVED].shape[0]):
-        return kfold_loo(fit, X, outcome)
+        return kfold_loo(fit, X, outcome, progressbar=progressbar)
     return outcome

@@ -164,6 +164,7 @@ def fit_minibatch_advi(
     control_variate: bool = True,
     whiten: bool = True,
     noise_log_density: float | None = None,
+    progressbar: bool = False,
 ) -> ADVIResult:
     """Fit a Gaussian approximation to the posterior from random batches of rows.
 
@@ -217,6 +218,8 @@ def fit_minibatch_advi(
     noise_log_density : float, optional
         ``log(1 / V)`` on the model's scale, for a model with a uniform noise
         component (:func:`bayesgmm.scaling.model_noise_log_density`).
+    progressbar : bool, default=False
+        Show the optimisation's steps done.
 
     Returns
     -------
@@ -274,7 +277,7 @@ def fit_minibatch_advi(
     block = weighted_block(np.arange(batch_size))  # its data are replaced at every step
     if batch_size == n_samples:  # every batch is all rows: the block holds them
         return optimise_elbo(start, block, rng, method=method, rates=rates, n_mc=n_mc,
-                             initial_sd=initial_sd, whitening=whitening)
+                             initial_sd=initial_sd, whitening=whitening, progressbar=progressbar)
     anchor = None
     if control_variate:
         full = pack_block(X, priors, n_components, covariance_type, noise_log_density)
@@ -284,5 +287,5 @@ def fit_minibatch_advi(
         start, block, rng, method=method, rates=rates, n_mc=n_mc, initial_sd=initial_sd,
         data=X,
         draw_batches=lambda rng, n_steps: draw_batches(rng, n_steps, n_samples, batch_size),
-        anchor=anchor, whitening=whitening,
+        anchor=anchor, whitening=whitening, progressbar=progressbar,
     )

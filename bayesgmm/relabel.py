@@ -32,6 +32,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from bayesgmm._progress import progress
 from bayesgmm.gaussian import normalize
 from bayesgmm.likelihood import DEFAULT_BUDGET, iter_obs_chunks
 from bayesgmm.parameters import ModelParameters
@@ -221,6 +222,7 @@ def stephens_permutations(
     max_iter: int = _MAX_ITER,
     budget: int = DEFAULT_BUDGET,
     groups: np.ndarray | None = None,
+    progressbar: bool = False,
 ) -> Relabelling:
     """Stephens' KL relabelling on responsibilities, streamed over observations.
 
@@ -243,6 +245,9 @@ def stephens_permutations(
         Floats per streamed block (see :mod:`bayesgmm.likelihood`).
     groups : ndarray of shape (n_components,), optional
         Components are permuted only within a group (see the module docstring).
+    progressbar : bool, default=False
+        Show the iterations done and, under them, the rows scored in the
+        current one (the iterations until convergence are not known ahead).
 
     Returns
     -------
@@ -250,23 +255,38 @@ def stephens_permutations(
     """
     perms = initial
     n_draws, n_components = perms.shape
-    tiny = np.finfo(np.float64).tiny
-    for iteration in range(1, max_iter + 1):
-        # Q[i] depends only on point i, so Q and the costs it implies come out
-        # of the same pass over the data: one evaluation of the
-        # responsibilities per iteration.
-        costs = np.zeros((n_draws, n_components, n_components))
-        for _, joint in iter_obs_chunks(X, parameters, budget):
-            # A noise component keeps its label: its column normalises the
-            # responsibilities but is never permuted or matched.
-            resp = normalize(joint)[1][..., :n_components]
-            mean_resp = apply_permutations(resp.swapaxes(1, 2), perms).mean(axis=0).T
-            costs -= np.einsum("sij,ik->sjk", resp, np.log(np.maximum(mean_resp, tiny)))
-        new_perms = hungarian_permutations(costs, groups)
-        if np.array_equal(new_perms, perms):
-            return _result(perms, iteration, True, "stephens")
-        perms = new_perms
+    with progress(None, f"Stephens relabelling, {n_draws} draws: iterations",
+                  progressbar) as iterations:
+        for iteration in range(1, max_iter + 1):
+            with progress(X.shape[0], f"  iteration {iteration}: rows",
+                          progressbar) as rows:
+                costs = _stephens_costs(X, parameters, perms, budget, rows.advance)
+            iterations.advance()
+            new_perms = hungarian_permutations(costs, groups)
+            if np.array_equal(new_perms, perms):
+                return _result(perms, iteration, True, "stephens")
+            perms = new_perms
     return _result(perms, max_iter, False, "stephens")
+
+
+def _stephens_costs(X, parameters, perms, budget, rows_done) -> np.ndarray:
+    """Step 2's costs ``-sum_i p_s[i, j] log Q[i, k]`` for every draw, in one pass over ``X``.
+
+    ``Q[i]`` depends only on point ``i``, so ``Q`` and the costs it implies
+    come out of the same pass: one evaluation of the responsibilities per
+    iteration.  ``rows_done(n)`` is called after every block of ``n`` rows.
+    """
+    n_draws, n_components = perms.shape
+    tiny = np.finfo(np.float64).tiny
+    costs = np.zeros((n_draws, n_components, n_components))
+    for rows, joint in iter_obs_chunks(X, parameters, budget):
+        # A noise component keeps its label: its column normalises the
+        # responsibilities but is never permuted or matched.
+        resp = normalize(joint)[1][..., :n_components]
+        mean_resp = apply_permutations(resp.swapaxes(1, 2), perms).mean(axis=0).T
+        costs -= np.einsum("sij,ik->sjk", resp, np.log(np.maximum(mean_resp, tiny)))
+        rows_done(rows.stop - rows.start)
+    return costs
 
 
 def relabel_draws(
@@ -275,6 +295,7 @@ def relabel_draws(
     pivot: ModelParameters,
     method: str = "stephens",
     groups: np.ndarray | None = None,
+    progressbar: bool = False,
 ) -> tuple[ModelParameters, Relabelling]:
     """Relabel draws: pivot + Hungarian, then (``"stephens"``) Stephens' KL algorithm.
 
@@ -291,6 +312,8 @@ def relabel_draws(
         Group id of every component; labels are permuted only within a
         group, e.g. among components with equal prior concentration.
         Defaults to one group (all labels exchangeable).
+    progressbar : bool, default=False
+        Show the progress of Stephens' iterations (the pivot step is quick).
 
     Returns
     -------
@@ -301,7 +324,8 @@ def relabel_draws(
         raise ValueError(f"relabel must be one of {RELABEL_METHODS}, got {method!r}.")
     result = pivot_permutations(parameters, pivot, groups=groups)
     if method == "stephens" and parameters.weights.shape[-1] > 1:
-        result = stephens_permutations(X, parameters, result.permutations, groups=groups)
+        result = stephens_permutations(X, parameters, result.permutations, groups=groups,
+                                       progressbar=progressbar)
     return relabel_parameters(parameters, result.permutations), result
 
 

@@ -69,9 +69,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
-from rich.progress import Progress
 
 from bayesgmm._checks import SEED_LIMIT, as_generator, check_number, check_X
+from bayesgmm._progress import progress
 from bayesgmm._selection_table import (
     FitKey,
     build_table,
@@ -252,19 +252,18 @@ def _run_on_client(tasks: list[Task], client, advance) -> list:
     return results
 
 
-def _run_all(tasks: list[Task], n_jobs: int, show_progress: bool, client=None) -> list:
+def _run_all(tasks: list[Task], n_jobs: int, progressbar: bool, client=None) -> list:
     """Run the tasks: on ``client``, in processes when ``n_jobs > 1``; results in task order."""
     results: list = [None] * len(tasks)
-    with Progress(disable=not show_progress, transient=True) as progress:
-        bar = progress.add_task("compare_k", total=len(tasks))
+    with progress(len(tasks), "compare_k", progressbar) as bar:
         if client is not None:
-            return _run_on_client(tasks, client, lambda label: progress.update(
-                bar, advance=1, description=f"done {label}"))
+            return _run_on_client(tasks, client,
+                                  lambda label: bar.advance(description=f"done {label}"))
         if n_jobs == 1:
             for position, task in enumerate(tasks):
-                progress.update(bar, description=f"fitting {task.label}")
+                bar.describe(f"fitting {task.label}")
                 results[position] = task.function(*task.args)
-                progress.advance(bar)
+                bar.advance()
             return results
         context = multiprocessing.get_context("spawn")
         with ProcessPoolExecutor(max_workers=n_jobs, mp_context=context) as pool:
@@ -272,23 +271,28 @@ def _run_all(tasks: list[Task], n_jobs: int, show_progress: bool, client=None) -
                        for position, task in enumerate(tasks)}
             while pending:
                 running = ", ".join(sorted(tasks[p].label for p in pending.values()))
-                progress.update(bar, description=f"running {running}")
+                bar.describe(f"running {running}")
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
                     results[pending.pop(future)] = future.result()
-                    progress.advance(bar)
+                    bar.advance()
     return results
 
 
 def _kfold_for_all(per_k: list[KFit], values, n_jobs, progressbar, client=None) -> list[KFit]:
-    """K-fold for every eligible fit when any needs it: K-fold and PSIS are never compared."""
+    """K-fold for every eligible fit when any needs it: K-fold and PSIS are never compared.
+
+    Run here (``n_jobs=1``, no client), each task also shows its refits
+    under the sweep's bar; a worker's bar would garble the display.
+    """
     n_obs = values.shape[0]
     eligible = [i for i, result in enumerate(per_k)
                 if result.loo is not None and result.row.converged]
     if not any(per_k[i].loo.needs_kfold(n_obs) for i in eligible):
         return per_k
+    refits_shown = progressbar and n_jobs == 1 and client is None
     tasks = [Task(f"K-fold {per_k[i].row.covariance_type} K={per_k[i].row.K}", kfold_one_k,
-                  (per_k[i], values)) for i in eligible]
+                  (per_k[i], values, refits_shown)) for i in eligible]
     refitted = dict(zip(eligible, _run_all(tasks, n_jobs, progressbar, client), strict=True))
     return [refitted.get(i, result) for i, result in enumerate(per_k)]
 
@@ -423,7 +427,8 @@ def compare_k(
         refitted with doubled draws and tune; module docstring); ``draws``
         means never extend.
     progressbar : bool, default=True
-        Show which K is running.
+        Show which K is running (:func:`bayesgmm._progress.progress`), and
+        with ``n_jobs=1`` the K-fold refits; False shows nothing.
     client : dask.distributed.Client, optional
         Run every (structure, K) fit, sparse fit and K-fold refit as a task
         on this client's workers (the data scattered to them once), instead
