@@ -409,6 +409,12 @@ def match_features(X: Any, feature_names, missing: str | None = None) -> np.ndar
                 f"{', '.join(names)}); pass those columns."
             )
         X = X.set_axis(columns, axis=1)[names]
+    elif np.ndim(X) == 2 and np.shape(X)[1] != len(names):
+        # scikit-learn's wording, which its estimator checks look for.
+        raise DataValidationError(
+            f"X has {np.shape(X)[1]} features, but BayesianGMM is expecting {len(names)} "
+            "features as input; pass the same columns that were used in fit."
+        )
     return check_X(X, n_features=len(names), reject_constant=False, missing=missing).values
 
 

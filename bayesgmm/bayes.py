@@ -422,7 +422,7 @@ class BayesianGMM(PosteriorQueries, ClusterMixin, DensityMixin, BaseEstimator):
             sample = sample_problem(problem, settings, rng, self.extend_model)
         # One Gaussian around one mode cannot switch labels: the pivot suffices.
         relabel = "pivot" if settings.method == "laplace" else self.relabel
-        relabelled, relabelling = relabel_sample(problem, sample, relabel)
+        relabelled, relabelling = relabel_sample(problem, sample, relabel, settings.progressbar)
         attrs = {**self._provenance(problem, sample.elapsed, settings.method),
                  "relabelling": relabelling.to_json()}
         tree = assemble_datatree(problem, relabelled, sample, attrs)

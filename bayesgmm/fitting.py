@@ -470,7 +470,7 @@ def sample_problem(
 
 
 def relabel_sample(
-    problem: Problem, sample: PosteriorSample, method: str
+    problem: Problem, sample: PosteriorSample, method: str, progressbar: bool = False
 ) -> tuple[ModelParameters, RelabellingSummary]:
     """Draws in data units, relabelled against the EM start.
 
@@ -483,6 +483,8 @@ def relabel_sample(
     problem : Problem
     sample : PosteriorSample
     method : {"stephens", "pivot"}
+    progressbar : bool, default=False
+        Show Stephens' iterations.
 
     Returns
     -------
@@ -499,7 +501,8 @@ def relabel_sample(
     values = problem.data.values
     if values.shape[0] > RELABEL_ROWS:
         values = values[np.linspace(0, values.shape[0] - 1, RELABEL_ROWS).astype(int)]
-    flat, result = relabel_draws(values, flatten_draws(draws), problem.em_start, method, groups)
+    flat, result = relabel_draws(values, flatten_draws(draws), problem.em_start, method, groups,
+                                 progressbar=progressbar)
     return unflatten_draws(flat, draws.weights.shape[0]), result.summary
 
 

@@ -440,7 +440,8 @@ def _minibatch_advi(start, layout, settings, rng, rows: RowAccess) -> PosteriorS
     began = time.perf_counter()
     result = fit_minibatch_advi(start, rows.values, rows.priors, layout.n_components,
                                 layout.covariance_type, rng, n_iter=settings.advi_iterations,
-                                noise_log_density=layout.noise_log_density)
+                                noise_log_density=layout.noise_log_density,
+                                progressbar=settings.progressbar)
     theta = result.sample(settings.draws, rng)
     elapsed = time.perf_counter() - began
     # The check reads every row, so it uses IMPORTANCE_DRAWS of the draws, as Laplace's.
@@ -459,7 +460,8 @@ def _minibatch_advi(start, layout, settings, rng, rows: RowAccess) -> PosteriorS
 def _advi_own(block, start, layout, settings, rng) -> PosteriorSample:
     began = time.perf_counter()
     result = fit_advi(
-        start, block, rng, method=settings.method, n_iter=settings.advi_iterations
+        start, block, rng, method=settings.method, n_iter=settings.advi_iterations,
+        progressbar=settings.progressbar,
     )
     theta = result.sample(settings.draws, rng)
     elapsed = time.perf_counter() - began
