@@ -279,7 +279,7 @@ def _check_new_file(path, force: bool) -> Path:
 def _print_frame(console, frame: pd.DataFrame, title: str, digits: int = 3,
                  gates: dict[str, float] | None = None) -> None:
     """Print ``frame`` as a table; ``gates`` maps columns to the threshold their values face."""
-    from bayesgmm.report import format_value
+    from bayesgmm._format import format_value, gate_text
 
     gates = gates or {}
     table = Table(title=title, show_lines=False)
@@ -287,7 +287,7 @@ def _print_frame(console, frame: pd.DataFrame, title: str, digits: int = 3,
     for column in frame.columns:
         table.add_column(str(column), justify="right")
     for index, row in frame.iterrows():
-        table.add_row(str(index), *(_gate_value(value, gates[column]) if column in gates
+        table.add_row(str(index), *(gate_text(value, gates[column]) if column in gates
                                     else format_value(value, digits)
                                     for column, value in row.items()))
     console.print(table)
@@ -300,30 +300,12 @@ def _k_table_gates() -> dict[str, float]:
     return {"max_rhat": RHAT_MAX, "rhat_log_lik": RHAT_MAX}
 
 
-def _gate_value(value, threshold) -> str:
-    """A diagnostic value with enough digits never to print like a threshold it differs from.
-
-    R-hat 1.013 printed to three digits reads "1.01", the very threshold it
-    fails; digits are added until the printed value differs from it.
-    """
-    from bayesgmm.report import format_value
-
-    text = format_value(value)
-    if not isinstance(value, (float, np.floating)) or not np.isfinite(value) or value == threshold:
-        return text
-    digits = 3
-    while float(text) == float(threshold) and digits < 17:
-        digits += 1
-        text = f"{value:.{digits}g}"
-    return text
-
-
 def _print_diagnostics(console, model) -> bool:
+    from bayesgmm.report import gate_table
+
     diagnostics = model.diagnose()
-    frame = diagnostics.table.copy()
+    frame = gate_table(diagnostics)
     frame.index.name = "check"
-    frame["value"] = [_gate_value(value, threshold)
-                      for value, threshold in zip(frame["value"], frame["threshold"])]
     _print_frame(console, frame, "Diagnostics")
     for remedy in diagnostics.remedies:
         console.print(f"- {remedy}")

@@ -41,9 +41,10 @@ import pandas as pd
 from arviz_stats import ess, mcse, rhat
 from arviz_stats.base import array_stats
 
+from bayesgmm._format import gate_text
 from bayesgmm.parameters import ModelParameters, parameter_matrix
 
-__all__ = ["Diagnostics", "diagnose_nuts", "diagnose_advi", "diagnose_laplace", "importance_khat"]
+__all__ = ["Diagnostics", "diagnose_advi", "diagnose_laplace", "diagnose_nuts", "importance_khat"]
 
 RHAT_MAX = 1.01
 ESS_PER_CHAIN = 100
@@ -183,23 +184,24 @@ def _nuts_rows(parameters, sample_stats, total_log_lik, covariance_type) -> dict
 
 
 def _nuts_remedies(table: pd.DataFrame, details: dict) -> list[str]:
-    value = table["value"]
+    value = {gate: gate_text(table.loc[gate, "value"], table.loc[gate, "threshold"])
+             for gate in table.index}
     means = np.round(details.get("chain_mean_log_lik", []), 1).tolist()
     remedies = {
-        "rhat": f"R-hat {value['rhat']:.3f} on relabelled parameters is above 1.01: run longer "
+        "rhat": f"R-hat {value['rhat']} on relabelled parameters is above 1.01: run longer "
                 "(increase draws and tune), or check the 'modes' gate.",
-        "ess_bulk": f"Bulk ESS {value['ess_bulk']:.0f} is below "
+        "ess_bulk": f"Bulk ESS {value['ess_bulk']} is below "
                     f"{table.loc['ess_bulk', 'threshold']:.0f}: increase draws.",
-        "ess_tail": f"Tail ESS {value['ess_tail']:.0f} is below "
+        "ess_tail": f"Tail ESS {value['ess_tail']} is below "
                     f"{table.loc['ess_tail', 'threshold']:.0f}: increase draws.",
-        "rhat_log_lik": f"R-hat of the log-likelihood is {value['rhat_log_lik']:.3f}: the chains "
+        "rhat_log_lik": f"R-hat of the log-likelihood is {value['rhat_log_lik']}: the chains "
                         "explore different solutions, not just relabelled ones; increase "
                         "tune, or try a different number of components.",
-        "rhat_weights": f"R-hat of the ordered weights is {value['rhat_weights']:.3f}: the chains "
+        "rhat_weights": f"R-hat of the ordered weights is {value['rhat_weights']}: the chains "
                         "disagree on the cluster sizes; increase draws and tune.",
-        "divergences": f"{value['divergences']:.0f} divergent transitions: raise target_accept "
+        "divergences": f"{value['divergences']} divergent transitions: raise target_accept "
                        "(e.g. 0.95) or use tighter priors (smaller scale_scale, larger lkj_eta).",
-        "ebfmi": f"E-BFMI {value['ebfmi']:.2f} is below 0.3: increase tune, or use tighter priors.",
+        "ebfmi": f"E-BFMI {value['ebfmi']} is below 0.3: increase tune, or use tighter priors.",
         "modes": f"Chains {details.get('odd_chains')} sit in a different mode (mean "
                  f"log-likelihood by chain {means}); the model may have more components "
                  "than the data support "
@@ -277,7 +279,8 @@ def diagnose_laplace(log_ratio: np.ndarray) -> Diagnostics:
         {"khat": _row(khat, KHAT_MAX, khat < KHAT_MAX, "approximation usable",
                       "approximation unreliable")}, orient="index")
     remedies = [] if khat < KHAT_MAX else [
-        f"Pareto k-hat {khat:.2f} of the importance ratios is above 0.7: the posterior is not "
+        f"Pareto k-hat {gate_text(khat, KHAT_MAX)} of the importance ratios is above 0.7: "
+        "the posterior is not "
         "close to Gaussian at its mode (K too large, or too few rows per component); use "
         "method='nuts'."]
     return Diagnostics(table, remedies, {"n_check_draws": int(log_ratio.size)})
@@ -314,7 +317,8 @@ def diagnose_advi(elbo: np.ndarray, log_ratio: np.ndarray) -> Diagnostics:
     }
     table = pd.DataFrame.from_dict(rows, orient="index")
     remedies = {
-        "khat": f"Pareto k-hat {khat:.2f} of the importance ratios is above 0.7: the "
+        "khat": f"Pareto k-hat {gate_text(khat, KHAT_MAX)} of the importance ratios is "
+                "above 0.7: the "
                 "Gaussian approximation misses the posterior; use method='nuts'.",
         "elbo_converged": f"The ELBO still changed by {change:.2f} nats over the last 10% of "
                           "iterations: increase advi_iterations.",

@@ -25,11 +25,13 @@ from __future__ import annotations
 import numpy as np
 import xarray as xr
 
+from bayesgmm.likelihood import thin_draws
 from bayesgmm.noise import NOISE_LABEL
 from bayesgmm.parameters import ModelParameters
 from bayesgmm.posterior import OBSERVED
 
-__all__ = ["draw_mixture", "pit_tree", "posterior_predictive_dataset", "replicate_data"]
+__all__ = ["CHECK_DRAWS", "CHECK_ROWS", "draw_mixture", "pit_tree", "posterior_predictive_dataset",
+           "predictive_check_tree", "replicate_data"]
 
 _BLOCK_VALUES = 2**22
 """Most floats of the per-point Cholesky factors gathered at once (32 MiB)."""
@@ -151,6 +153,51 @@ def posterior_predictive_dataset(
         coords={"chain": posterior["chain"].values, "draw": posterior["draw"].values,
                 "obs": observed["obs"].values, "feature": observed["feature"].values},
     )
+
+
+CHECK_DRAWS = 50
+"""Posterior draws in a :func:`predictive_check_tree` (ArviZ plots 50 replicates)."""
+
+CHECK_ROWS = 5000
+"""Most rows of the data, and of each replicate, in a :func:`predictive_check_tree`."""
+
+
+def predictive_check_tree(
+    tree: xr.DataTree, parameters: ModelParameters, rng: np.random.Generator,
+) -> xr.DataTree:
+    """A small tree for ``az.plot_ppc_dist``, whatever the model's size.
+
+    :data:`CHECK_DRAWS` evenly spaced posterior draws, each replicating at
+    most :data:`CHECK_ROWS` evenly spaced rows of the data (all of them
+    below that), beside those rows as ``observed_data``: the picture of a
+    full posterior predictive check at a bounded cost, and ``idata_`` is
+    left as it is.
+
+    Parameters
+    ----------
+    tree : xarray.DataTree
+        A fitted model's tree.
+    parameters : ModelParameters
+        Its draws flattened in (chain, draw) order.
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    xarray.DataTree
+        ``posterior_predictive`` (one chain of :data:`CHECK_DRAWS` draws)
+        and ``observed_data``.
+    """
+    observed = tree.observed_data[OBSERVED]
+    rows = np.unique(np.linspace(0, observed.sizes["obs"] - 1, CHECK_ROWS).astype(int))
+    observed = observed.isel(obs=rows)
+    kept = thin_draws(parameters, CHECK_DRAWS)
+    values = replicate_data(kept, rows.size, rng)
+    replicate = xr.Dataset(
+        {OBSERVED: (("chain", "draw", "obs", "feature"), values[None])},
+        coords={"obs": observed["obs"].values, "feature": observed["feature"].values},
+    )
+    return xr.DataTree.from_dict({"posterior_predictive": replicate,
+                                  "observed_data": xr.Dataset({OBSERVED: observed})})
 
 
 def pit_tree(tree: xr.DataTree) -> xr.DataTree:

@@ -16,12 +16,15 @@ import pandas as pd
 
 from bayesgmm import plots
 from bayesgmm._checks import LOG_LIKELIHOOD_BUDGET
+from bayesgmm._format import format_value, gate_text
 from bayesgmm.inference import NUTS_METHODS
 from bayesgmm.parameters import parameter_matrix
 from bayesgmm.posterior import parameters_from_posterior, stores_pointwise
+from bayesgmm.predictive import CHECK_DRAWS, predictive_check_tree
 from bayesgmm.selection import REPORT_COLUMNS
 
-__all__ = ["data_summary", "format_value", "markdown_table", "parameter_table", "write_report"]
+__all__ = ["data_summary", "format_value", "gate_table", "markdown_table", "parameter_table",
+           "write_report"]
 
 def data_summary(frame: pd.DataFrame) -> pd.DataFrame:
     """Count, mean, sd, min and max of every column."""
@@ -56,19 +59,6 @@ def parameter_table(model, interval: float | None = None) -> pd.DataFrame:
     )
 
 
-def format_value(value, digits: int = 3) -> str:
-    """One table cell: yes/no, whole numbers as ints, large numbers to 0.1, else 3 digits."""
-    if isinstance(value, (bool, np.bool_)):
-        return "yes" if value else "no"
-    if isinstance(value, (float, np.floating)):
-        if np.isnan(value):
-            return ""
-        if float(value).is_integer() and abs(value) < 1e6:
-            return str(int(value))
-        return f"{value:.1f}" if abs(value) >= 100 else f"{value:.{digits}g}"
-    return str(value)
-
-
 def markdown_table(frame: pd.DataFrame, digits: int = 3) -> str:
     """A DataFrame as a Markdown table with readable numbers."""
     def cell(value):
@@ -82,6 +72,14 @@ def markdown_table(frame: pd.DataFrame, digits: int = 3) -> str:
         keys = index if isinstance(index, tuple) else (index,)
         lines.append("| " + " | ".join([str(k) for k in keys] + [cell(v) for v in row]) + " |")
     return "\n".join(lines)
+
+
+def gate_table(diagnostics) -> pd.DataFrame:
+    """The diagnostics table with each value printed by :func:`bayesgmm._format.gate_text`."""
+    table = diagnostics.table.copy()
+    table["value"] = [gate_text(value, threshold)
+                      for value, threshold in zip(table["value"], table["threshold"])]
+    return table
 
 
 def _save(figure, path: Path) -> str:
@@ -117,12 +115,24 @@ def _figure_makers(model, selection, out: Path):
     if selection is not None and selection.table["elpd_loo"].notna().any():
         makers.append(("Choosing K: elpd and BIC", "k_selection.png",
                        save_axes(selection.plot, "k_selection.png")))
+    makers.append(("Posterior predictive check: the data's distribution (black) among "
+                   f"{CHECK_DRAWS} replicates of it", "ppc.png",
+                   save_collection(_plot_predictive_check, "ppc.png")))
     if model.idata_.attrs["method"] in NUTS_METHODS:
         makers.append(("Rank plots of the relabelled draws", "rank.png",
                        save_collection(plots.plot_rank, "rank.png")))
         makers.append(("Trace plots of the relabelled draws", "trace.png",
                        save_collection(plots.plot_trace, "trace.png")))
     return makers
+
+
+def _plot_predictive_check(model):
+    """``az.plot_ppc_dist`` on :func:`bayesgmm.predictive.predictive_check_tree`."""
+    import arviz as az
+
+    rng = np.random.default_rng(0)  # a figure: the same picture every time
+    return az.plot_ppc_dist(predictive_check_tree(model.idata_, model._parameters, rng),
+                            cols=["feature"])  # one panel per feature, not all pooled
 
 
 def _figure_lines(model, selection, out: Path) -> list[str]:
@@ -198,7 +208,7 @@ def write_report(out, model, frame: pd.DataFrame, *, selection=None, em_rows=Non
               "## Diagnostics", "",
               "All checks passed." if diagnostics.ok else
               "**Some checks failed.** " + " ".join(diagnostics.remedies), "",
-              markdown_table(diagnostics.table), "", "## Figures", ""]
+              markdown_table(gate_table(diagnostics)), "", "## Figures", ""]
     lines += _figure_lines(model, selection, out)
     path = out / "report.md"
     path.write_text("\n".join(lines))

@@ -182,3 +182,15 @@ def test_html_display_of_a_fitted_model(fitted):
     assert "2, covariance full" in html and "nuts (nutpie)" in html
     assert "means[0, eruptions]" in html and "gates" in html
     assert "(fitted)" not in BayesianGMM()._repr_html_()
+
+
+def test_predictive_check_tree_is_bounded_and_leaves_the_model(fitted, monkeypatch):
+    from bayesgmm.predictive import predictive_check_tree
+
+    monkeypatch.setattr("bayesgmm.predictive.CHECK_ROWS", 100)
+    before = set(fitted.idata_.children)
+    tree = predictive_check_tree(fitted.idata_, fitted._parameters, np.random.default_rng(0))
+    assert tree.posterior_predictive["x"].shape == (1, 50, 100, 2)
+    np.testing.assert_array_equal(tree.observed_data["obs"], tree.posterior_predictive["obs"])
+    assert set(fitted.idata_.children) == before
+    az.plot_ppc_dist(tree, cols=["feature"])
