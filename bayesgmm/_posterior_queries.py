@@ -250,9 +250,14 @@ class PosteriorQueries:
         For every posterior draw, a replicate of the training data: as many
         rows as ``observed_data`` (variable ``x``, dims ``(chain, draw, obs,
         feature)``, data units; :func:`bayesgmm.predictive.replicate_data`).
-        ``az.plot_ppc_dist(model.idata_)`` then compares them with the data;
-        :meth:`loo_pit` gives the LOO-PIT.  The group is saved and loaded with
-        the model; calling again replaces it.
+        ``az.plot_ppc_dist(model.idata_, cols=["feature"])`` then compares
+        them with the data, feature by feature; :meth:`loo_pit` gives the
+        LOO-PIT.  ``az.loo_pit(model.idata_)`` and ``az.plot_loo_pit`` work
+        as they are for one-feature data only: arviz-stats expects one
+        log-likelihood value per observed value, and a mixture has one per
+        row; pass them ``bayesgmm.predictive.pit_tree(model.idata_)``
+        instead.  The group is saved and loaded with the model; calling again
+        replaces it.
 
         Parameters
         ----------

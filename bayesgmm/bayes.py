@@ -194,9 +194,11 @@ class BayesianGMM(PosteriorQueries, ClusterMixin, DensityMixin, BaseEstimator):
         ``means``, ``scales`` (and ``correlations_cholesky``) by name
         (:func:`bayesgmm.model.extended_model`); the fit then gets the same
         relabelling, memberships, diagnostics and DataTree as any.  The
-        extension's own variables are not kept in ``idata_``; a saved model
-        records the function's name (``attrs["model_extension"]``) and loads
-        without it, since every summary reads the stored parameters.
+        extension's own variables are in ``idata_["extension"]`` (those
+        with a ``component`` dimension relabelled with the parameters); a
+        saved model records the function's name
+        (``attrs["model_extension"]``) and loads without it, since every
+        summary reads the stored parameters.
     advi_iterations : int, default=10000
     relabel : {"stephens", "pivot"}, default="stephens"
         Relabelling algorithm (see :mod:`bayesgmm.relabel`); the pivot run
@@ -422,7 +424,8 @@ class BayesianGMM(PosteriorQueries, ClusterMixin, DensityMixin, BaseEstimator):
             sample = sample_problem(problem, settings, rng, self.extend_model)
         # One Gaussian around one mode cannot switch labels: the pivot suffices.
         relabel = "pivot" if settings.method == "laplace" else self.relabel
-        relabelled, relabelling = relabel_sample(problem, sample, relabel, settings.progressbar)
+        relabelled, relabelling, sample = relabel_sample(problem, sample, relabel,
+                                                         settings.progressbar)
         attrs = {**self._provenance(problem, sample.elapsed, settings.method),
                  "relabelling": relabelling.to_json()}
         tree = assemble_datatree(problem, relabelled, sample, attrs)

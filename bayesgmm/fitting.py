@@ -31,6 +31,7 @@ from bayesgmm._checks import CheckedData, check_workload, check_X
 from bayesgmm._kernel import logp_and_grad, pack_block
 from bayesgmm.em import reference_em
 from bayesgmm.inference import (
+    EXTENSION_GROUP,
     NUTS_METHODS,
     PosteriorSample,
     RowAccess,
@@ -49,7 +50,7 @@ from bayesgmm.parameters import (
 )
 from bayesgmm.posterior import build_datatree, keeps_pointwise_log_likelihood
 from bayesgmm.priors import GMMPriors, ResolvedPriors
-from bayesgmm.relabel import RelabellingSummary, relabel_draws
+from bayesgmm.relabel import RelabellingSummary, apply_permutations, relabel_draws
 from bayesgmm.sample_weight import model_weights
 from bayesgmm.scaling import (
     ModelData,
@@ -471,7 +472,7 @@ def sample_problem(
 
 def relabel_sample(
     problem: Problem, sample: PosteriorSample, method: str, progressbar: bool = False
-) -> tuple[ModelParameters, RelabellingSummary]:
+) -> tuple[ModelParameters, RelabellingSummary, PosteriorSample]:
     """Draws in data units, relabelled against the EM start.
 
     Labels are permuted only within :func:`exchangeable_groups` of the
@@ -492,6 +493,10 @@ def relabel_sample(
         Leading axes ``(chain, draw)``, data units; a noise component
         carries its box (:attr:`Problem.noise_box`).
     summary : RelabellingSummary
+    sample : PosteriorSample
+        ``sample`` with the variables of a user's model extension
+        (:data:`~bayesgmm.inference.EXTENSION_GROUP`) that have a
+        ``component`` dimension permuted by the same permutations.
     """
     scaled = problem.scaled
     draws = to_data_units(sample.parameters, scaled.centre, scaled.scale)
@@ -503,7 +508,25 @@ def relabel_sample(
         values = values[np.linspace(0, values.shape[0] - 1, RELABEL_ROWS).astype(int)]
     flat, result = relabel_draws(values, flatten_draws(draws), problem.em_start, method, groups,
                                  progressbar=progressbar)
-    return unflatten_draws(flat, draws.weights.shape[0]), result.summary
+    extension = sample.extra_groups.get(EXTENSION_GROUP)
+    if extension is not None:
+        sample = sample._replace(extra_groups={
+            **sample.extra_groups,
+            EXTENSION_GROUP: _relabel_dataset(extension, result.permutations)})
+    return unflatten_draws(flat, draws.weights.shape[0]), result.summary, sample
+
+
+def _relabel_dataset(dataset: xr.Dataset, permutations: np.ndarray) -> xr.Dataset:
+    """Permute the ``component`` axis of every variable that has one, draw by draw."""
+    def relabel(variable: xr.DataArray) -> xr.DataArray:
+        if "component" not in variable.dims:
+            return variable
+        ordered = variable.transpose("chain", "draw", "component", ...)
+        values = ordered.values.reshape((-1,) + ordered.shape[2:])
+        permuted = apply_permutations(values, permutations).reshape(ordered.shape)
+        return ordered.copy(data=permuted).transpose(*variable.dims)
+
+    return dataset.map(relabel)
 
 
 def assemble_datatree(

@@ -3,6 +3,7 @@
 import numpy as np
 import pymc as pm
 import pytest
+import xarray as xr
 from scipy.special import logsumexp
 from scipy.stats import multivariate_normal
 
@@ -63,9 +64,21 @@ def test_user_extended_model_end_to_end(tmp_path):
     np.testing.assert_allclose(model.means_[order], [[2.0, 54.0], [4.3, 80.0]], rtol=0.1)
     assert model.membership_summary(rows)["prob"].shape == (91, 2)
     assert set(model.diagnose().table.index) >= {"rhat", "divergences"}
+    # The extension's variables are kept and relabelled with the parameters: each
+    # draw's means are still centre + spread * offset, component by component
+    # (on the standardised scale, mapped back to data units).
+    extension = model.idata_["extension"]
+    assert set(extension.data_vars) == {"means_centre", "means_spread", "means_offset"}
+    implied = extension["means_centre"] + extension["means_spread"] * extension["means_offset"]
+    centre = xr.DataArray(rows.mean().values, dims="feature")
+    implied = centre + xr.DataArray(rows.std(ddof=0).values, dims="feature") * implied
+    np.testing.assert_allclose(implied.transpose("chain", "draw", "component", "feature"),
+                               model.idata_.posterior["means"], rtol=1e-8)
     model.save(tmp_path / "extended.nc")
     loaded = load(tmp_path / "extended.nc")
     np.testing.assert_array_equal(loaded.predict(rows), model.predict(rows))
+    np.testing.assert_array_equal(loaded.idata_["extension"]["means_offset"],
+                                  extension["means_offset"])
     assert loaded.extend_model is None
 
 
