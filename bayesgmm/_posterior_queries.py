@@ -17,7 +17,7 @@ import pandas as pd
 import xarray as xr
 from sklearn.exceptions import NotFittedError
 
-from bayesgmm._checks import LOG_LIKELIHOOD_BUDGET, as_generator, check_number, match_features
+from bayesgmm._checks import as_generator, check_number, match_features
 from bayesgmm._dask import is_dask_collection
 from bayesgmm._dask_scoring import (
     dask_density,
@@ -25,6 +25,7 @@ from bayesgmm._dask_scoring import (
     dask_mean_membership,
     dask_membership,
 )
+from bayesgmm._workload import LOG_LIKELIHOOD_BUDGET
 from bayesgmm.density import predictive_density
 from bayesgmm.imputation import predictive_imputation
 from bayesgmm.likelihood import thin_draws
@@ -273,7 +274,7 @@ class PosteriorQueries:
         ------
         ValueError
             When draws x rows exceed
-            :data:`bayesgmm._checks.LOG_LIKELIHOOD_BUDGET` (the replicate would
+            :data:`bayesgmm._workload.LOG_LIKELIHOOD_BUDGET` (the replicate would
             not fit in memory): :meth:`sample` draws any number of points.
         """
         self._check_fitted()
@@ -281,7 +282,7 @@ class PosteriorQueries:
         if size > LOG_LIKELIHOOD_BUDGET:
             raise ValueError(
                 f"a replicate of every row for every draw would hold {size:,} rows, over the "
-                f"budget of {LOG_LIKELIHOOD_BUDGET:,} (bayesgmm._checks.LOG_LIKELIHOOD_BUDGET); "
+                f"budget of {LOG_LIKELIHOOD_BUDGET:,} (bayesgmm._workload.LOG_LIKELIHOOD_BUDGET); "
                 "use model.sample(n_samples) for predictive draws, or fit with fewer draws."
             )
         rng = as_generator(self.random_state if random_state is None else random_state)

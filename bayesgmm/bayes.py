@@ -215,7 +215,7 @@ class BayesianGMM(PosteriorQueries, ClusterMixin, DensityMixin, BaseEstimator):
     idata_ : xarray.DataTree
         ``posterior`` (relabelled, data units), ``sample_stats`` (with the
         per-draw ``total_log_likelihood`` for NUTS), ``log_likelihood``
-        only within :data:`bayesgmm._checks.LOG_LIKELIHOOD_BUDGET` values
+        only within :data:`bayesgmm._workload.LOG_LIKELIHOOD_BUDGET` values
         (attribute ``pointwise_log_likelihood_stored``), ``observed_data``
         (for a Dask fit: the gathered sample), ``constant_data`` (weights of
         a weighted fit), and per method ``laplace``, ``vi_trace`` or

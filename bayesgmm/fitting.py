@@ -27,8 +27,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from bayesgmm._checks import CheckedData, check_workload, check_X
+from bayesgmm._checks import CheckedData, check_X
 from bayesgmm._kernel import logp_and_grad, pack_block
+from bayesgmm._workload import check_workload
 from bayesgmm.em import reference_em
 from bayesgmm.inference import (
     EXTENSION_GROUP,
@@ -353,7 +354,7 @@ def prepare_problem(
         Draws the EM seed, then the start's nudge.
     settings : SamplerSettings, optional
         When given, the workload they imply is checked right after the data
-        (:func:`bayesgmm._checks.check_workload`), before the EM start.
+        (:func:`bayesgmm._workload.check_workload`), before the EM start.
     noise : bool, default=False
         Add a uniform noise component (:mod:`bayesgmm.noise`).
     noise_volume : float, optional
@@ -538,7 +539,7 @@ def assemble_datatree(
     """The fitted model's DataTree, with the log-likelihood the budget allows.
 
     The pointwise ``(chain, draw, obs)`` matrix is kept only within
-    :data:`~bayesgmm._checks.LOG_LIKELIHOOD_BUDGET` values.  The per-draw
+    :data:`~bayesgmm._workload.LOG_LIKELIHOOD_BUDGET` values.  The per-draw
     total ``sum_i w_i log p(x_i | theta_s)`` is kept with it, and otherwise
     for NUTS (its diagnostics need it; streamed over blocks of rows), not
     for the Gaussian approximations (Laplace, ADVI), whose check is Pareto

@@ -2,7 +2,7 @@
 
 A model is its DataTree (:mod:`bayesgmm.posterior`): posterior draws,
 sampler statistics, the pointwise log-likelihood when it is within
-:data:`~bayesgmm._checks.LOG_LIKELIHOOD_BUDGET` (a root attribute says
+:data:`~bayesgmm._workload.LOG_LIKELIHOOD_BUDGET` (a root attribute says
 whether it is there), observed data, a weighted fit's frequency weights, and
 root attributes with the settings, the priors and a SHA-256 of the data.  Files
 are written to a temporary name next to the target and moved into place, so

@@ -37,9 +37,9 @@ import numpy as np
 import xarray as xr
 from arviz_stats.loo import SamplingWrapper
 
-from bayesgmm._checks import LOG_LIKELIHOOD_BUDGET
 from bayesgmm._kernel import logp_batch, pack_block
 from bayesgmm._progress import Bar, progress
+from bayesgmm._workload import LOG_LIKELIHOOD_BUDGET
 from bayesgmm.density import predictive_density
 from bayesgmm.likelihood import evenly_spaced_draws, pointwise_log_likelihood
 from bayesgmm.noise import noise_region
@@ -360,7 +360,7 @@ def _moment_matched(fit, X: np.ndarray, pointwise: PointwiseLoo, threshold: floa
 
     Moment matching treats each point on its own, so it runs on the flagged
     points only, in batches whose log-likelihood matrix stays within
-    :data:`~bayesgmm._checks.LOG_LIKELIHOOD_BUDGET`; each batch is a small
+    :data:`~bayesgmm._workload.LOG_LIKELIHOOD_BUDGET`; each batch is a small
     tree (the posterior and that batch's log-likelihood) with the plain
     PSIS results of its points.
     """

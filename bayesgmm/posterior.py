@@ -7,7 +7,7 @@ from disk predicts exactly like the one that was saved.
 
 Memory does not grow with rows x draws: the pointwise log-likelihood
 ``(chain, draw, obs)`` is kept as the ``log_likelihood`` group only within
-:data:`~bayesgmm._checks.LOG_LIKELIHOOD_BUDGET` values, and the root
+:data:`~bayesgmm._workload.LOG_LIKELIHOOD_BUDGET` values, and the root
 attribute :data:`POINTWISE_STORED_ATTR` says whether it was
 (:func:`stores_pointwise`).  Every consumer works without it: the per-draw
 total that the diagnostics need is always kept in ``sample_stats``
@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import xarray as xr
 
-from bayesgmm._checks import keeps_pointwise_log_likelihood
+from bayesgmm._workload import keeps_pointwise_log_likelihood
 from bayesgmm.noise import NoiseComponent, NoiseRegion
 from bayesgmm.parameters import ModelParameters, flatten_draws
 
@@ -85,7 +85,7 @@ weights of a weighted fit; ``posterior_predictive``: the replicates
 
 POINTWISE_STORED_ATTR = "pointwise_log_likelihood_stored"
 """Root attribute: 1 when the tree holds the ``log_likelihood`` group, 0 when it
-was over :data:`~bayesgmm._checks.LOG_LIKELIHOOD_BUDGET` and is streamed instead.
+was over :data:`~bayesgmm._workload.LOG_LIKELIHOOD_BUDGET` and is streamed instead.
 Files written before the budget existed lack it and always hold the group."""
 
 TOTAL_LOG_LIKELIHOOD = "total_log_likelihood"

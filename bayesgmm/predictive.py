@@ -230,7 +230,7 @@ def pit_tree(tree: xr.DataTree) -> xr.DataTree:
         raise ValueError(
             f"the LOO-PIT needs the {' and '.join(missing)} group(s): call "
             "sample_posterior_predictive() first; a model over the pointwise budget keeps no "
-            "log_likelihood group (bayesgmm._checks.LOG_LIKELIHOOD_BUDGET)."
+            "log_likelihood group (bayesgmm._workload.LOG_LIKELIHOOD_BUDGET)."
         )
     observed = tree.observed_data[OBSERVED]
     repeated = tree.log_likelihood[OBSERVED].broadcast_like(observed).transpose(

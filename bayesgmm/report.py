@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from bayesgmm import plots
-from bayesgmm._checks import LOG_LIKELIHOOD_BUDGET
 from bayesgmm._format import format_value, gate_text
+from bayesgmm._workload import LOG_LIKELIHOOD_BUDGET
 from bayesgmm.inference import NUTS_METHODS
 from bayesgmm.parameters import parameter_matrix
 from bayesgmm.posterior import parameters_from_posterior, stores_pointwise

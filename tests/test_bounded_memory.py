@@ -15,7 +15,7 @@ import pytest
 import xarray as xr
 from scipy.special import logsumexp
 
-import bayesgmm._checks as checks
+import bayesgmm._workload as workload
 from bayesgmm import BayesianGMM, load
 from bayesgmm.bayes import diagnostics_reported
 from bayesgmm.cli import main
@@ -51,7 +51,7 @@ EXACT = dict(rtol=1e-10, atol=1e-10)
 def fit(X, over_budget=False):
     with diagnostics_reported(), pytest.MonkeyPatch.context() as patch:
         if over_budget:
-            patch.setattr(checks, "LOG_LIKELIHOOD_BUDGET", 0)
+            patch.setattr(workload, "LOG_LIKELIHOOD_BUDGET", 0)
         return BayesianGMM(2, **SHORT).fit(X)
 
 
@@ -92,9 +92,9 @@ def test_small_data_keep_the_group_and_large_data_do_not(pair):
 
 
 def test_the_budget_is_32_mib_and_counts_every_draw_and_row():
-    assert checks.LOG_LIKELIHOOD_BUDGET * 8 == 32 * 2**20
-    assert checks.keeps_pointwise_log_likelihood(4000, 272)
-    assert not checks.keeps_pointwise_log_likelihood(4000, 100_000)
+    assert workload.LOG_LIKELIHOOD_BUDGET * 8 == 32 * 2**20
+    assert workload.keeps_pointwise_log_likelihood(4000, 272)
+    assert not workload.keeps_pointwise_log_likelihood(4000, 100_000)
 
 
 def test_streamed_psis_loo_equals_az_loo_on_the_stored_matrix(pair):
@@ -291,11 +291,11 @@ def test_thinning_keeps_first_last_and_spreads_evenly(pair):
 
 
 def test_the_memory_check_counts_only_the_kept_log_likelihood(monkeypatch):
-    monkeypatch.setattr(checks, "_physical_memory", lambda: 4 * 2**30)
+    monkeypatch.setattr(workload, "_physical_memory", lambda: 4 * 2**30)
     # 1e5 rows x 4000 draws: 3.2 GB if kept, more than a quarter of 4 GiB; not kept now.
-    checks.check_workload(100_000, 5, 4, draws=1000, chains=4, covariance_type="full")
+    workload.check_workload(100_000, 5, 4, draws=1000, chains=4, covariance_type="full")
     with pytest.raises(ValueError, match="Lower draws"):
-        checks.check_workload(100_000, 5, 4, draws=10**6, chains=4, covariance_type="full")
+        workload.check_workload(100_000, 5, 4, draws=10**6, chains=4, covariance_type="full")
 
 
 def test_elpd_data_is_a_plain_arviz_record(pair):

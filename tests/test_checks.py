@@ -6,13 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bayesgmm._checks import (
-    DataValidationError,
-    as_generator,
-    check_workload,
-    check_X,
-    match_features,
-)
+from bayesgmm._checks import DataValidationError, as_generator, check_X, match_features
+from bayesgmm._workload import check_workload
 from bayesgmm.em import GaussianMixtureEM
 
 
