@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
-__all__ = ["format_value", "gate_text"]
+__all__ = ["format_value", "gate_table", "gate_text"]
 
 
 def format_value(value, digits: int = 3) -> str:
@@ -41,3 +42,11 @@ def gate_text(value, threshold) -> str:
         digits += 1
         text = f"{value:.{digits}g}"
     return text
+
+
+def gate_table(table: pd.DataFrame) -> pd.DataFrame:
+    """A diagnostics table (``value``, ``threshold``, ...) with ``value`` as :func:`gate_text`."""
+    shown = table.copy()
+    shown["value"] = [gate_text(value, threshold)
+                      for value, threshold in zip(table["value"], table["threshold"])]
+    return shown

@@ -25,7 +25,7 @@ from bayesgmm._dask_scoring import (
     dask_mean_membership,
     dask_membership,
 )
-from bayesgmm._workload import LOG_LIKELIHOOD_BUDGET
+from bayesgmm._workload import PREDICTIVE_BUDGET
 from bayesgmm.density import predictive_density
 from bayesgmm.imputation import predictive_imputation
 from bayesgmm.likelihood import thin_draws
@@ -39,11 +39,16 @@ from bayesgmm.membership import (
     occupied_component_counts,
 )
 from bayesgmm.parameters import ModelParameters
-from bayesgmm.posterior import OBSERVED
-from bayesgmm.predictive import draw_mixture, pit_tree, posterior_predictive_dataset
+from bayesgmm.posterior import OBSERVED, stored_sample_weight
+from bayesgmm.predictive import pit_tree, posterior_predictive_dataset, sample_mixture
 from bayesgmm.summary import posterior_summary
 
 __all__ = ["PosteriorQueries"]
+
+
+def _keeps_a_sample(tree: xr.DataTree) -> bool:
+    """Whether ``observed_data`` is a sample of the rows (a Dask fit, :mod:`bayesgmm.dask_fit`)."""
+    return "laplace" in tree.children and tree["laplace"].attrs.get("observed_rows") == "sample"
 
 
 class PosteriorQueries:
@@ -64,9 +69,18 @@ class PosteriorQueries:
 
     @property
     def labels_(self) -> np.ndarray:
-        """Most probable component of every training row (``predict`` on them), cached."""
+        """Most probable component of every training row (``predict`` on them), cached.
+
+        A Dask fit keeps only a sample of its rows, so it has no ``labels_``:
+        ``predict(X)`` on the collection gives them lazily.
+        """
         self._check_fitted()
         if self._labels is None:
+            if _keeps_a_sample(self.idata_):
+                raise AttributeError(
+                    "a model fitted on a Dask collection keeps a sample of its rows, not all "
+                    "of them, so it has no labels_; call predict(X) on the collection."
+                )
             self._labels = self.predict(self.idata_.observed_data[OBSERVED].values)
         return self._labels
 
@@ -83,8 +97,10 @@ class PosteriorQueries:
         Returns
         -------
         ndarray of int of shape (n_samples,)
+            Lazy (a Dask array) for Dask input.
         """
-        return self.fit(X, sample_weight=sample_weight).labels_
+        self.fit(X, sample_weight=sample_weight)
+        return self.predict(X) if is_dask_collection(X) else self.labels_
 
     def _new_data(self, X, missing: str | None = None) -> np.ndarray:
         """Checked new data, with DataFrame columns matched to the fitted features by name.
@@ -222,8 +238,9 @@ class PosteriorQueries:
 
         Each point takes a posterior draw at random, then a component from
         its weights, then a value from that component
-        (:func:`bayesgmm.predictive.draw_mixture`): the spread includes the
-        parameters' uncertainty.
+        (:func:`bayesgmm.predictive.sample_mixture`): the spread includes
+        the parameters' uncertainty.  Noise points (label -1) are uniform on
+        the noise box.
 
         Parameters
         ----------
@@ -243,7 +260,7 @@ class PosteriorQueries:
         check_number("n_samples", n_samples, low=1, integer=True)
         rng = as_generator(self.random_state if random_state is None else random_state)
         draws = rng.integers(self._parameters.weights.shape[0], size=int(n_samples))
-        return draw_mixture(self._parameters, draws, rng)
+        return sample_mixture(self._parameters, draws, rng)
 
     def sample_posterior_predictive(self, random_state=None) -> xr.DataTree:
         """Add the ``posterior_predictive`` group to ``idata_`` and return ``idata_``.
@@ -273,16 +290,27 @@ class PosteriorQueries:
         Raises
         ------
         ValueError
-            When draws x rows exceed
-            :data:`bayesgmm._workload.LOG_LIKELIHOOD_BUDGET` (the replicate would
-            not fit in memory): :meth:`sample` draws any number of points.
+            When draws x rows x features exceed
+            :data:`bayesgmm._workload.PREDICTIVE_BUDGET` (the replicate is kept
+            and saved with the model): :meth:`sample` draws any number of
+            points.  For a frequency-weighted fit, whose rows stand for
+            ``w_i`` rows each, so that a replicate of the stored rows is not
+            comparable with the data; :func:`bayesgmm.predictive.predictive_check_tree`
+            resamples them by weight.
         """
         self._check_fitted()
-        size = self._parameters.weights.shape[0] * self.idata_.observed_data.sizes["obs"]
-        if size > LOG_LIKELIHOOD_BUDGET:
+        if stored_sample_weight(self.idata_) is not None:
             raise ValueError(
-                f"a replicate of every row for every draw would hold {size:,} rows, over the "
-                f"budget of {LOG_LIKELIHOOD_BUDGET:,} (bayesgmm._workload.LOG_LIKELIHOOD_BUDGET); "
+                "a replicate of a frequency-weighted fit's stored rows is not comparable with "
+                "its data (row i stands for w_i rows); use bayesgmm.predictive."
+                "predictive_check_tree(model.idata_, ...) (it resamples rows by weight) or "
+                "model.sample(n_samples)."
+            )
+        size = self._parameters.means.shape[0] * self.idata_.observed_data[OBSERVED].size
+        if size > PREDICTIVE_BUDGET:
+            raise ValueError(
+                f"a replicate of every value for every draw would hold {size:,} numbers, over "
+                f"the budget of {PREDICTIVE_BUDGET:,} (bayesgmm._workload.PREDICTIVE_BUDGET); "
                 "use model.sample(n_samples) for predictive draws, or fit with fewer draws."
             )
         rng = as_generator(self.random_state if random_state is None else random_state)
@@ -297,17 +325,26 @@ class PosteriorQueries:
         each coordinate its row's leave-one-out weights (ArviZ's own
         ``az.loo_pit(model.idata_)`` expects a log-likelihood per value, so it
         handles one-feature data only).  Needs :meth:`sample_posterior_predictive`
-        first and a stored pointwise log-likelihood.
+        first and a stored pointwise log-likelihood; a frequency-weighted fit
+        is refused.
+
+        Parameters
+        ----------
+        random_state : int or numpy.random.Generator, optional
+            Breaks ties between replicated and observed values, as in
+            ``az.loo_pit``.
 
         Returns
         -------
         xarray.DataArray
-            Of dims (obs, feature).
+            Of dims (obs, feature); NaN for the rows with a missing value
+            (:func:`bayesgmm.predictive.pit_tree` leaves them out).
         """
         import arviz as az
 
         self._check_fitted()
-        return az.loo_pit(pit_tree(self.idata_), random_state=random_state)[OBSERVED]
+        pit = az.loo_pit(pit_tree(self.idata_), random_state=random_state)[OBSERVED]
+        return pit.reindex(obs=self.idata_.observed_data["obs"])
 
     def anomaly_scores(self, X=None, *, max_draws: int | None = None) -> xr.Dataset:
         """Anomaly score ``-log p(x | data)`` with an interval over draws.

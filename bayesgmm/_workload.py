@@ -17,6 +17,7 @@ from bayesgmm.scaling import COVARIANCE_TYPES
 __all__ = [
     "LOG_LIKELIHOOD_BUDGET",
     "MEMORY_SHARE",
+    "PREDICTIVE_BUDGET",
     "check_workload",
     "keeps_pointwise_log_likelihood",
     "parameters_per_component",
@@ -48,6 +49,13 @@ those keep the group that ArviZ's own functions (``az.loo``, ``az.compare``)
 read.  Beyond it the matrix grows with the data (1e5 rows: 3.2 GB) and is
 never built whole.
 """
+
+
+PREDICTIVE_BUDGET = 2**23
+"""Most numbers (draws x rows x features, float64: 64 MiB) of the posterior
+predictive replicate :meth:`bayesgmm.BayesianGMM.sample_posterior_predictive`
+keeps in ``idata_`` and saves; Old Faithful's 4000 draws x 272 rows x 2 are
+2.2e6."""
 
 
 def keeps_pointwise_log_likelihood(n_draws: int, n_samples: int) -> bool:

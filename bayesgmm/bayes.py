@@ -194,11 +194,14 @@ class BayesianGMM(PosteriorQueries, ClusterMixin, DensityMixin, BaseEstimator):
         ``means``, ``scales`` (and ``correlations_cholesky``) by name
         (:func:`bayesgmm.model.extended_model`); the fit then gets the same
         relabelling, memberships, diagnostics and DataTree as any.  The
-        extension's own variables are in ``idata_["extension"]`` (those
-        with a ``component`` dimension relabelled with the parameters); a
+        extension's own variables are in ``idata_["extension"]``, on the
+        model's standardised scale (those with a ``component`` dimension
+        relabelled with the parameters); the prior must stay exchangeable
+        over components, since the draws are relabelled.  A
         saved model records the function's name
         (``attrs["model_extension"]``) and loads without it, since every
-        summary reads the stored parameters.
+        summary reads the stored parameters (K-fold refits of a loaded
+        model need ``extend_model`` set again).
     advi_iterations : int, default=10000
     relabel : {"stephens", "pivot"}, default="stephens"
         Relabelling algorithm (see :mod:`bayesgmm.relabel`); the pivot run

@@ -301,10 +301,10 @@ def _k_table_gates() -> dict[str, float]:
 
 
 def _print_diagnostics(console, model) -> bool:
-    from bayesgmm.report import gate_table
+    from bayesgmm._format import gate_table
 
     diagnostics = model.diagnose()
-    frame = gate_table(diagnostics)
+    frame = gate_table(diagnostics.table)
     frame.index.name = "check"
     _print_frame(console, frame, "Diagnostics")
     for remedy in diagnostics.remedies:

@@ -41,7 +41,7 @@ import pandas as pd
 from arviz_stats import ess, mcse, rhat
 from arviz_stats.base import array_stats
 
-from bayesgmm._format import gate_text
+from bayesgmm._format import gate_table, gate_text
 from bayesgmm.parameters import ModelParameters, parameter_matrix
 
 __all__ = ["Diagnostics", "diagnose_advi", "diagnose_laplace", "diagnose_nuts", "importance_khat"]
@@ -85,14 +85,15 @@ class Diagnostics:
 
     def __repr__(self) -> str:
         status = "all checks passed" if self.ok else f"FAILED: {', '.join(self.failed)}"
-        lines = [f"Diagnostics ({status})", self.table.to_string()]
+        lines = [f"Diagnostics ({status})", gate_table(self.table).to_string()]
         lines += [f"- {remedy}" for remedy in self.remedies]
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
         remedies = "".join(f"<li>{r}</li>" for r in self.remedies)
         status = "all checks passed" if self.ok else "some checks failed"
-        return f"<p><b>Diagnostics</b>: {status}</p>{self.table.to_html()}<ul>{remedies}</ul>"
+        table = gate_table(self.table).to_html()
+        return f"<p><b>Diagnostics</b>: {status}</p>{table}<ul>{remedies}</ul>"
 
 
 def _row(value, threshold, ok, verdict_ok, verdict_bad):

@@ -45,7 +45,6 @@ from bayesgmm.noise import NoiseComponent
 from bayesgmm.parameters import Layout, ModelParameters, unconstrained_to_parameters
 
 __all__ = [
-    "BASE_VARIABLES",
     "ENGINES",
     "EXTENSION_GROUP",
     "check_complete",
@@ -357,16 +356,14 @@ def parameters_from_pymc(posterior: xr.Dataset, layout: Layout) -> ModelParamete
     )
 
 
-BASE_VARIABLES = frozenset({"weights", "mixture_weights", "noise_weight", "means", "scales",
-                            "correlations_cholesky", "correlations", "covariances"})
-"""The posterior variables of :func:`bayesgmm.model.build_model`'s model."""
-
 EXTENSION_GROUP = "extension"
 """DataTree group of the variables a user's ``extend_model`` added (relabelled)."""
 
 
 def _nuts_pymc(model, start, block, layout, settings, rng) -> PosteriorSample:
     import pymc as pm
+
+    from bayesgmm.model import MODEL_VARIABLES
 
     spread = start_spread(start, block)
     starts = [_pymc_start(model, chain_start(start, spread, _seed(rng), block), layout)
@@ -390,7 +387,7 @@ def _nuts_pymc(model, start, block, layout, settings, rng) -> PosteriorSample:
     means = trace.posterior["means"].values
     check_complete(means.reshape(means.shape[:2] + (-1,)), settings.chains, settings.draws)
     posterior = trace.posterior.to_dataset()
-    extension = [name for name in posterior.data_vars if name not in BASE_VARIABLES]
+    extension = [name for name in posterior.data_vars if name not in MODEL_VARIABLES]
     return PosteriorSample(
         parameters_from_pymc(posterior, layout),
         _nuts_stats(trace.sample_stats.to_dataset()),

@@ -229,6 +229,13 @@ class _RefitWrapper(SamplingWrapper):
     """
 
     def __init__(self, fit, X, sample_weight=None, bar: Bar | None = None):
+        extension = fit.idata_.attrs.get("model_extension")
+        if extension is not None and fit.extend_model is None:
+            raise ValueError(
+                f"this model was fitted with extend_model={extension}, which a saved model "
+                "cannot carry; refits would drop the extension. Set model.extend_model to "
+                "that function again before K-fold refits."
+            )
         super().__init__(model=None, idata_orig=fit.idata_)
         self.fit = fit
         self.X = X

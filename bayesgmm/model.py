@@ -27,7 +27,8 @@ from bayesgmm.scaling import (
     model_scale,
 )
 
-__all__ = ["build_model", "extended_model", "parameter_variables"]
+__all__ = ["MODEL_VARIABLES", "PARAMETER_VARIABLES", "build_model", "extended_model",
+           "parameter_variables"]
 
 # PyTensor looks for a system BLAS the first time it compiles C code, and
 # warns when pip installs leave it none.  bayesgmm's default engine does not
@@ -273,9 +274,11 @@ def build_model(
         likelihood ``x`` is of ``(X - data_centre) / data_scale``, and the
         parameters (``means``, ``scales``, ``covariances``) are on that
         standardised scale.  So new rows in data units, of any number, are
-        swapped in with ``pm.set_data({"X": rows}, coords={"obs": ...})``,
-        and ``pm.sample_posterior_predictive`` draws ``x`` on the
-        standardised scale (multiply by ``data_scale``, add
+        swapped in with ``pm.set_data({"X": rows}, coords={"obs": ...})``
+        (a weighted model also needs ``"sample_weight"`` of the same length;
+        the potentials of rows with missing values stay those of the
+        training rows), and ``pm.sample_posterior_predictive`` draws ``x`` on
+        the standardised scale (multiply by ``data_scale``, add
         ``data_centre``).
 
     Examples
@@ -315,19 +318,24 @@ def build_model(
     return model
 
 
+MODEL_VARIABLES = ("weights", "mixture_weights", "noise_weight", "means", "scales",
+                   "correlations_cholesky", "correlations", "covariances")
+"""Every posterior variable :func:`build_model`'s model can have (a given model
+has those its structure needs); anything else in an extended model's posterior
+is the extension's."""
+
+PARAMETER_VARIABLES = ("weights", "noise_weight", "means", "scales", "correlations_cholesky")
+"""The variables bayesgmm reads a posterior from (``inference.parameters_from_pymc``)."""
+
+
 def parameter_variables(model: pm.Model) -> tuple[str, ...]:
-    """The variables bayesgmm reads a posterior from: the mixture's parameters.
+    """The :data:`PARAMETER_VARIABLES` ``model`` has.
 
     ``weights``, ``means`` and ``scales`` always; ``correlations_cholesky``
-    when the model has correlations (``full`` or ``tied`` with several
-    features); ``noise_weight`` with a noise component.
+    for ``full`` and ``tied`` with several features; ``noise_weight`` with a
+    noise component.
     """
-    names = ["weights", "means", "scales"]
-    if "correlations_cholesky" in model.named_vars or "correlations" in model.named_vars:
-        names.append("correlations_cholesky")
-    if "noise_weight" in model.named_vars:
-        names.append("noise_weight")
-    return tuple(names)
+    return tuple(name for name in PARAMETER_VARIABLES if name in model.named_vars)
 
 
 def extended_model(base: pm.Model, extend) -> pm.Model:
@@ -342,8 +350,13 @@ def extended_model(base: pm.Model, extend) -> pm.Model:
         return ``pm.do(base, {...})`` to replace one, e.g. give the means a
         hierarchical prior.  It must keep the variables of
         :func:`parameter_variables` by name (free or deterministic) and
-        their shapes, and the likelihood; those are what relabelling,
-        memberships, diagnostics and the DataTree use.
+        their shapes, and the likelihood (``x`` and any ``x_pattern_*``
+        potentials); those are what relabelling, memberships, diagnostics
+        and the DataTree use.  The prior must stay exchangeable over
+        components (no ordering, no component-specific priors): the draws are
+        relabelled as for the base model.  New variables indexed by
+        component should use the ``component`` dimension (``dims=``), so
+        relabelling permutes them too.
 
     Returns
     -------
@@ -360,7 +373,9 @@ def extended_model(base: pm.Model, extend) -> pm.Model:
             f"extend_model must return a pymc.Model (the extended base model, or pm.do(base, "
             f"...)); it returned {type(model).__name__}."
         )
-    lost = [name for name in parameter_variables(base) if name not in model.named_vars]
+    likelihood = [variable.name for variable in base.observed_RVs + base.potentials]
+    lost = [name for name in (*parameter_variables(base), *likelihood)
+            if name not in model.named_vars]
     if lost:
         raise ValueError(
             f"the extended model lacks {lost}: bayesgmm reads the posterior from these. Keep "

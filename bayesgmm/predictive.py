@@ -16,8 +16,14 @@ then a point from that component: a Gaussian, or uniform on the noise box.
   (:func:`posterior_predictive_dataset`), for posterior predictive checks and
   the LOO-PIT (:func:`pit_tree`).
 
-A replicate ignores frequency weights (a weighted fit's replicate has one
-row per stored row) and missing values (every coordinate is drawn).
+A replicate has one row per stored row and every coordinate drawn: compared
+with the data it needs unweighted rows (a frequency-weighted fit's rows stand
+for ``w_i`` rows each: :func:`predictive_check_tree` resamples them by
+weight; the LOO-PIT refuses them) and it is compared on the observed values
+only (:func:`pit_tree` keeps the complete rows).  Noise points are drawn
+uniformly on the noise box, while the noise density ``1 / V`` is used
+everywhere (mclust's convention): beyond the box, ``score_samples`` is not the
+density of :meth:`bayesgmm.BayesianGMM.sample`'s points.
 """
 
 from __future__ import annotations
@@ -28,10 +34,10 @@ import xarray as xr
 from bayesgmm.likelihood import thin_draws
 from bayesgmm.noise import NOISE_LABEL
 from bayesgmm.parameters import ModelParameters
-from bayesgmm.posterior import OBSERVED
+from bayesgmm.posterior import OBSERVED, stored_sample_weight
 
 __all__ = ["CHECK_DRAWS", "CHECK_ROWS", "draw_mixture", "pit_tree", "posterior_predictive_dataset",
-           "predictive_check_tree", "replicate_data"]
+           "predictive_check_tree", "replicate_data", "sample_mixture"]
 
 _BLOCK_VALUES = 2**22
 """Most floats of the per-point Cholesky factors gathered at once (32 MiB)."""
@@ -97,6 +103,24 @@ def draw_mixture(
     return values, labels
 
 
+def sample_mixture(
+    parameters: ModelParameters, draw_index: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`draw_mixture` in blocks, so the temporaries stay within :data:`_BLOCK_VALUES`.
+
+    Parameters and returns as :func:`draw_mixture`; memory is that of the
+    result plus one block, whatever the number of points.
+    """
+    n_features = parameters.means.shape[-1]
+    per_block = max(1, _BLOCK_VALUES // (n_features * n_features))
+    values = np.empty((draw_index.size, n_features))
+    labels = np.empty(draw_index.size, dtype=np.int64)
+    for start in range(0, draw_index.size, per_block):
+        block = slice(start, start + per_block)
+        values[block], labels[block] = draw_mixture(parameters, draw_index[block], rng)
+    return values, labels
+
+
 def replicate_data(
     parameters: ModelParameters, n_obs: int, rng: np.random.Generator
 ) -> np.ndarray:
@@ -112,17 +136,11 @@ def replicate_data(
     Returns
     -------
     ndarray of shape (n_draws, n_obs, n_features)
-        Made in blocks of draws, so the temporaries stay within
-        :data:`_BLOCK_VALUES` floats whatever the size.
+        Made in blocks (:func:`sample_mixture`).
     """
     n_draws, _, n_features = parameters.means.shape
-    replicates = np.empty((n_draws, n_obs, n_features))
-    draws_per_block = max(1, _BLOCK_VALUES // max(1, n_obs * n_features * n_features))
-    for start in range(0, n_draws, draws_per_block):
-        block = np.arange(start, min(start + draws_per_block, n_draws))
-        values, _ = draw_mixture(parameters, np.repeat(block, n_obs), rng)
-        replicates[block] = values.reshape(block.size, n_obs, n_features)
-    return replicates
+    values, _ = sample_mixture(parameters, np.repeat(np.arange(n_draws), n_obs), rng)
+    return values.reshape(n_draws, n_obs, n_features)
 
 
 def posterior_predictive_dataset(
@@ -171,7 +189,9 @@ def predictive_check_tree(
     most :data:`CHECK_ROWS` evenly spaced rows of the data (all of them
     below that), beside those rows as ``observed_data``: the picture of a
     full posterior predictive check at a bounded cost, and ``idata_`` is
-    left as it is.
+    left as it is.  Only complete rows are shown; a frequency-weighted
+    fit's are drawn with probability proportional to their weights (with
+    replacement) instead.
 
     Parameters
     ----------
@@ -188,8 +208,15 @@ def predictive_check_tree(
         and ``observed_data``.
     """
     observed = tree.observed_data[OBSERVED]
-    rows = np.unique(np.linspace(0, observed.sizes["obs"] - 1, CHECK_ROWS).astype(int))
-    observed = observed.isel(obs=rows)
+    complete = np.flatnonzero(observed.notnull().all("feature").values)
+    weights = stored_sample_weight(tree)
+    if weights is None:
+        rows = complete[np.unique(np.linspace(0, complete.size - 1, CHECK_ROWS).astype(int))]
+    else:  # each row stands for w_i rows: a sample of the rows that the data describe
+        weights = weights[complete]
+        size = int(min(CHECK_ROWS, max(1.0, np.round(weights.sum()))))
+        rows = np.sort(rng.choice(complete, size=size, p=weights / weights.sum()))
+    observed = observed.isel(obs=rows).assign_coords(obs=np.arange(rows.size))
     kept = thin_draws(parameters, CHECK_DRAWS)
     values = replicate_data(kept, rows.size, rng)
     replicate = xr.Dataset(
@@ -210,6 +237,8 @@ def pit_tree(tree: xr.DataTree) -> xr.DataTree:
     weights and the PIT of ``x_ij`` is ``P(x~_ij <= x_ij | data without row
     i)``: close to uniform, per feature, for a calibrated model.  Use it for
     the PIT only: ``az.loo`` on it would count every row once per feature.
+    Rows with a missing value are left out (a PIT needs the value), and a
+    frequency-weighted fit is refused (a row stands for ``w_i`` rows).
 
     Parameters
     ----------
@@ -232,12 +261,20 @@ def pit_tree(tree: xr.DataTree) -> xr.DataTree:
             "sample_posterior_predictive() first; a model over the pointwise budget keeps no "
             "log_likelihood group (bayesgmm._workload.LOG_LIKELIHOOD_BUDGET)."
         )
+    if stored_sample_weight(tree) is not None:
+        raise ValueError(
+            "the LOO-PIT of a frequency-weighted fit is not offered: each row stands for w_i "
+            "rows, and leaving one out is not leaving out one row of the data. The report's "
+            "posterior predictive check (predictive_check_tree) resamples rows by weight."
+        )
     observed = tree.observed_data[OBSERVED]
-    repeated = tree.log_likelihood[OBSERVED].broadcast_like(observed).transpose(
-        "chain", "draw", *observed.dims)
+    complete = observed.notnull().all("feature")
+    keep = {"obs": np.flatnonzero(complete.values)}
+    repeated = tree.log_likelihood[OBSERVED].isel(keep).broadcast_like(
+        observed.isel(keep)).transpose("chain", "draw", *observed.dims)
     return xr.DataTree.from_dict({
         "posterior": tree.posterior.to_dataset(),
-        "posterior_predictive": tree.posterior_predictive.to_dataset(),
-        "observed_data": tree.observed_data.to_dataset(),
+        "posterior_predictive": tree.posterior_predictive.to_dataset().isel(keep),
+        "observed_data": tree.observed_data.to_dataset().isel(keep),
         "log_likelihood": xr.Dataset({OBSERVED: repeated}),
     })

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from bayesgmm import plots
-from bayesgmm._format import format_value, gate_text
+from bayesgmm._format import format_value, gate_table
 from bayesgmm._workload import LOG_LIKELIHOOD_BUDGET
 from bayesgmm.inference import NUTS_METHODS
 from bayesgmm.parameters import parameter_matrix
@@ -23,8 +23,7 @@ from bayesgmm.posterior import parameters_from_posterior, stores_pointwise
 from bayesgmm.predictive import CHECK_DRAWS, predictive_check_tree
 from bayesgmm.selection import REPORT_COLUMNS
 
-__all__ = ["data_summary", "format_value", "gate_table", "markdown_table", "parameter_table",
-           "write_report"]
+__all__ = ["data_summary", "format_value", "markdown_table", "parameter_table", "write_report"]
 
 def data_summary(frame: pd.DataFrame) -> pd.DataFrame:
     """Count, mean, sd, min and max of every column."""
@@ -72,14 +71,6 @@ def markdown_table(frame: pd.DataFrame, digits: int = 3) -> str:
         keys = index if isinstance(index, tuple) else (index,)
         lines.append("| " + " | ".join([str(k) for k in keys] + [cell(v) for v in row]) + " |")
     return "\n".join(lines)
-
-
-def gate_table(diagnostics) -> pd.DataFrame:
-    """The diagnostics table with each value printed by :func:`bayesgmm._format.gate_text`."""
-    table = diagnostics.table.copy()
-    table["value"] = [gate_text(value, threshold)
-                      for value, threshold in zip(table["value"], table["threshold"])]
-    return table
 
 
 def _save(figure, path: Path) -> str:
@@ -208,7 +199,7 @@ def write_report(out, model, frame: pd.DataFrame, *, selection=None, em_rows=Non
               "## Diagnostics", "",
               "All checks passed." if diagnostics.ok else
               "**Some checks failed.** " + " ".join(diagnostics.remedies), "",
-              markdown_table(gate_table(diagnostics)), "", "## Figures", ""]
+              markdown_table(gate_table(diagnostics.table)), "", "## Figures", ""]
     lines += _figure_lines(model, selection, out)
     path = out / "report.md"
     path.write_text("\n".join(lines))

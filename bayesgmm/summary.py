@@ -5,8 +5,11 @@ interprets, in data units: weights (the noise weight too), means, scales and
 each correlation once.  Left out, because they carry no information and make
 ArviZ warn: the correlation diagonal (always 1) and lower triangle (the upper
 mirrored), the correlations of ``diag`` and ``spherical`` fits (always 0),
-the weight of a one-component model (always 1) and the covariances (the
-scales and correlations again).  :func:`fit_overview_html` is what a
+the weight of a one-component model (always 1), the covariances (the
+scales and correlations again), and the copies a shared structure stores:
+a ``tied`` fit's scales and correlations appear once, without a component
+index (``scales[waiting]``), a ``spherical`` fit's scale once per component
+(``scales[0]``).  :func:`fit_overview_html` is what a
 notebook shows for a fitted :class:`bayesgmm.BayesianGMM`.
 """
 
@@ -19,11 +22,13 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from bayesgmm._format import gate_text
+from bayesgmm.diagnostics import RHAT_MAX
 from bayesgmm.parameters import ModelParameters
 from bayesgmm.posterior import NOISE_WEIGHT
 
 __all__ = ["SUMMARY_HEAD_ROWS", "PosteriorMeans", "fit_overview_html", "posterior_means",
-           "posterior_summary"]
+           "posterior_summary", "upper_correlations"]
 
 SUMMARY_HEAD_ROWS = 8
 """Rows of the summary a fitted model's HTML display shows."""
@@ -92,6 +97,10 @@ def upper_correlations(correlations: xr.DataArray) -> xr.DataArray:
     return xr.DataArray(values, dims=dims, coords={**coords, "pair": labels})
 
 
+_SHARED = {"tied": {"component": 0}, "spherical": {"feature": 0}}
+"""The axis a structure's scales (and correlations) repeat one value along: one copy kept."""
+
+
 def _summarised_posterior(posterior: xr.Dataset, covariance_type: str) -> xr.Dataset:
     variables = {}
     if posterior.sizes["component"] > 1 or NOISE_WEIGHT in posterior:
@@ -99,9 +108,11 @@ def _summarised_posterior(posterior: xr.Dataset, covariance_type: str) -> xr.Dat
     if NOISE_WEIGHT in posterior:
         variables[NOISE_WEIGHT] = posterior[NOISE_WEIGHT]
     variables["means"] = posterior["means"]
-    variables["scales"] = posterior["scales"]
+    shared = _SHARED.get(covariance_type, {})
+    variables["scales"] = posterior["scales"].isel(shared, drop=True)
     if covariance_type in ("full", "tied") and posterior.sizes["feature"] > 1:
-        variables["correlations"] = upper_correlations(posterior["correlations"])
+        variables["correlations"] = upper_correlations(
+            posterior["correlations"]).isel(shared, drop=True)
     return xr.Dataset(variables)
 
 
@@ -177,7 +188,9 @@ def fit_overview_html(model) -> str:
     ]
     rows = "".join(f"<tr><th style='text-align:left'>{html.escape(name)}</th>"
                    f"<td style='text-align:left'>{value}</td></tr>" for name, value in facts)
-    head = model.summary().head(SUMMARY_HEAD_ROWS).to_html(float_format=lambda v: f"{v:.4g}")
+    table = model.summary().head(SUMMARY_HEAD_ROWS)
+    head = table.to_html(float_format=lambda v: f"{v:.4g}",
+                         formatters={"r_hat": lambda v: gate_text(v, RHAT_MAX)})
     return (f"<div><p><b>{type(model).__name__}</b> (fitted)</p><table>{rows}</table>"
             f"<p>Posterior summary, first {SUMMARY_HEAD_ROWS} rows (<code>.summary()</code> "
             f"for all):</p>{head}</div>")

@@ -97,3 +97,15 @@ def test_dask_input_with_nan_is_refused_with_the_fix():
     values[123, 1] = np.nan
     with pytest.raises(ValueError, match="drop or impute"):
         BayesianGMM(2, progressbar=False).fit(da.from_array(values, chunks=(100, 2)))
+
+
+def test_dask_fit_predict_labels_every_row_lazily():
+    X = clusters(3000)
+    with dask.config.set(scheduler="synchronous"):
+        chunks = da.from_array(X, chunks=(1000, 2))
+        model = BayesianGMM(2, draws=200, random_state=0, progressbar=False)
+        labels = model.fit_predict(chunks)
+        assert isinstance(labels, da.Array) and labels.compute().shape == (3000,)
+    # The fit keeps a sample of the rows, so labels_ would not be every row's.
+    with pytest.raises(AttributeError, match="call predict"):
+        _ = model.labels_

@@ -10,6 +10,7 @@ from scipy.stats import multivariate_normal
 from bayesgmm import BayesianGMM, load
 from bayesgmm.bayes import diagnostics_reported
 from bayesgmm.datasets import load_faithful
+from bayesgmm.loo import _RefitWrapper
 from bayesgmm.model import build_model, extended_model
 
 
@@ -80,6 +81,9 @@ def test_user_extended_model_end_to_end(tmp_path):
     np.testing.assert_array_equal(loaded.idata_["extension"]["means_offset"],
                                   extension["means_offset"])
     assert loaded.extend_model is None
+    # Refits of the loaded model would silently drop the extension: refused.
+    with pytest.raises(ValueError, match="extend_model=hierarchical_means"):
+        _RefitWrapper(loaded, rows.to_numpy())
 
 
 @pytest.mark.parametrize("settings, error, message", [
@@ -91,6 +95,14 @@ def test_user_extended_model_end_to_end(tmp_path):
 def test_extension_settings_are_checked(settings, error, message):
     with pytest.raises(error, match=message):
         BayesianGMM(2, **settings).fit(load_faithful())
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "tied", "diag", "spherical"])
+def test_an_unchanged_extension_is_accepted_for_every_structure(covariance_type):
+    base = build_model(load_faithful(), 2, covariance_type=covariance_type)
+    assert extended_model(base, lambda model: model) is base
+    one_feature = build_model(load_faithful()[["waiting"]], 2, covariance_type=covariance_type)
+    assert extended_model(one_feature, lambda model: model) is one_feature
 
 
 def test_extension_must_keep_the_parameters():

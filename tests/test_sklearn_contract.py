@@ -158,7 +158,7 @@ def test_posterior_predictive_group_and_arviz(fitted, tmp_path):
 
 
 def test_posterior_predictive_over_budget_is_refused(fitted, monkeypatch):
-    monkeypatch.setattr("bayesgmm._posterior_queries.LOG_LIKELIHOOD_BUDGET", 1000)
+    monkeypatch.setattr("bayesgmm._posterior_queries.PREDICTIVE_BUDGET", 1000)
     with pytest.raises(ValueError, match="use model.sample"):
         fitted.sample_posterior_predictive()
 
@@ -209,3 +209,55 @@ def test_arviz_loo_pit_on_the_tree(faithful, fitted):
     # a mixture has one per row; pit_tree repeats it along feature for the PIT plots.
     fitted.sample_posterior_predictive()
     az.plot_loo_pit(pit_tree(fitted.idata_))
+
+
+def test_weighted_fits_get_a_weighted_predictive_check():
+    from bayesgmm.predictive import predictive_check_tree
+
+    rows = np.r_[np.full(150, -4.0), np.full(150, 4.0)][:, None]
+    rows = rows + np.random.default_rng(0).normal(scale=0.5, size=rows.shape)
+    weights = np.r_[np.full(150, 9.0), np.full(150, 1.0)]
+    with diagnostics_reported():
+        model = BayesianGMM(2, random_state=0, **QUICK).fit(rows, sample_weight=weights)
+    tree = predictive_check_tree(model.idata_, model._parameters, np.random.default_rng(1))
+    # The rows left of 0 carry 90% of the weight: the check's data and replicates agree
+    # (binomial sd of a share from ~3000 rows: 0.006).
+    observed_left = float((tree.observed_data["x"] < 0).mean())
+    replicated_left = float((tree.posterior_predictive["x"] < 0).mean())
+    assert observed_left == pytest.approx(0.9, abs=0.03)
+    assert replicated_left == pytest.approx(0.9, abs=0.03)
+    with pytest.raises(ValueError, match="frequency-weighted"):
+        model.sample_posterior_predictive()
+
+
+def test_loo_pit_leaves_out_rows_with_missing_values(faithful):
+    values = faithful.to_numpy().copy()
+    values[::10, 1] = np.nan
+    with diagnostics_reported():
+        model = BayesianGMM(2, missing="marginalize", random_state=0, **QUICK).fit(values)
+    model.sample_posterior_predictive()
+    pit = model.loo_pit()
+    incomplete = np.isnan(values).any(axis=1)
+    assert pit.shape == values.shape
+    assert pit.isel(obs=np.flatnonzero(incomplete)).isnull().all()
+    assert pit.isel(obs=np.flatnonzero(~incomplete)).notnull().all()
+
+
+@pytest.mark.parametrize("covariance_type, scale_rows", [
+    ("tied", ["scales[eruptions]", "scales[waiting]", "correlations[eruptions, waiting]"]),
+    ("spherical", ["scales[0]", "scales[1]"]),
+])
+def test_summary_lists_shared_values_once(covariance_type, scale_rows, faithful):
+    with diagnostics_reported():
+        model = BayesianGMM(2, covariance_type=covariance_type, random_state=0,
+                            **QUICK).fit(faithful)
+    assert list(model.summary().index)[6:] == scale_rows
+
+
+def test_sample_is_drawn_in_blocks(fitted, monkeypatch):
+    expected = fitted.sample(1000, random_state=4)
+    monkeypatch.setattr("bayesgmm.predictive._BLOCK_VALUES", 40)  # blocks of 10 points
+    blocked = fitted.sample(1000, random_state=4)
+    assert blocked[0].shape == (1000, 2)
+    # The same generator consumed in blocks: a different but equally distributed sample.
+    np.testing.assert_allclose(blocked[0].mean(axis=0), expected[0].mean(axis=0), rtol=0.05)
