@@ -96,7 +96,7 @@ def swapped_sample(problem, n_chains=2, n_draws=50, seed=0):
 def test_relabelling_step_undoes_label_switching():
     problem = faithful_problem()
     sample = swapped_sample(problem)
-    relabelled, summary = relabel_sample(problem, sample, "stephens")
+    relabelled, summary, sample = relabel_sample(problem, sample, "stephens")
     assert summary.n_draws == 100 and summary.n_permuted == 50 and summary.converged
     # Every relabelled draw sits next to the EM start, component by component.
     gap = np.abs(relabelled.means - problem.em_start.means) / problem.scaled.scale
@@ -106,7 +106,7 @@ def test_relabelling_step_undoes_label_switching():
 def test_assembled_tree_stores_the_log_likelihood_of_the_relabelled_draws():
     problem = faithful_problem()
     sample = swapped_sample(problem)
-    relabelled, _ = relabel_sample(problem, sample, "pivot")
+    relabelled, _, sample = relabel_sample(problem, sample, "pivot")
     tree = assemble_datatree(problem, relabelled, sample, {"method": "nuts"})
     expected = pointwise_log_likelihood(problem.data.values, flatten_draws(relabelled))
     np.testing.assert_allclose(tree.log_likelihood["x"].values.reshape(100, -1), expected)
@@ -126,7 +126,7 @@ def test_fit_is_the_composition_of_the_steps():
     settings = SamplerSettings("nuts", "nutpie", draws=200, tune=200, chains=2, cores=None,
                                target_accept=0.9, advi_iterations=10_000, progressbar=False)
     sample = sample_problem(problem, settings, rng)
-    relabelled, summary = relabel_sample(problem, sample, "stephens")
+    relabelled, summary, sample = relabel_sample(problem, sample, "stephens")
     np.testing.assert_array_equal(model.idata_.posterior["means"].values, relabelled.means)
     assert model.relabelling_ == summary
 
@@ -187,7 +187,7 @@ def test_symmetric_prior_keeps_the_em_label_order():
 def test_labels_with_different_priors_are_never_swapped():
     problem = faithful_problem(priors=ASYMMETRIC)
     sample = swapped_sample(problem)
-    relabelled, summary = relabel_sample(problem, sample, "stephens")
+    relabelled, summary, sample = relabel_sample(problem, sample, "stephens")
     # Every other draw has its labels swapped, and the prior tells them apart:
     # the swapped draws stay swapped.
     assert summary.n_permuted == 0
