@@ -32,6 +32,7 @@ import numpy as np
 import xarray as xr
 
 from bayesgmm.likelihood import thin_draws
+from bayesgmm.membership import draw_allocations
 from bayesgmm.noise import NOISE_LABEL
 from bayesgmm.parameters import ModelParameters
 from bayesgmm.posterior import OBSERVED, stored_sample_weight
@@ -86,9 +87,7 @@ def draw_mixture(
             )
         noise_weight = np.broadcast_to(noise.weight, parameters.weights.shape[:-1])
         weights = np.concatenate([weights, noise_weight[draw_index][:, None]], axis=1)
-    cumulative = np.cumsum(weights, axis=1)
-    uniform = rng.random(draw_index.shape[0]) * cumulative[:, -1]
-    labels = np.minimum((cumulative < uniform[:, None]).sum(axis=1), weights.shape[1] - 1)
+    labels = draw_allocations(weights, rng)
     gaussian = np.minimum(labels, n_components - 1)
     chol = (parameters.scales[draw_index, gaussian][:, :, None]
             * parameters.correlation_cholesky[draw_index, gaussian])
