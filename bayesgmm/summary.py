@@ -24,6 +24,7 @@ import xarray as xr
 
 from bayesgmm._format import gate_text
 from bayesgmm.diagnostics import RHAT_MAX
+from bayesgmm.em._covariance import get_family
 from bayesgmm.parameters import ModelParameters
 from bayesgmm.posterior import NOISE_WEIGHT
 
@@ -43,15 +44,6 @@ class PosteriorMeans(NamedTuple):
     noise_weight: float | None
 
 
-_SKLEARN_COVARIANCES = {
-    "full": lambda covariances: covariances,
-    "tied": lambda covariances: covariances[0],
-    "diag": lambda covariances: np.diagonal(covariances, axis1=-2, axis2=-1),
-    "spherical": lambda covariances: np.diagonal(covariances, axis1=-2, axis2=-1)[:, 0],
-}
-"""scikit-learn's covariance shape per structure, from one matrix per component."""
-
-
 def posterior_means(parameters: ModelParameters, covariance_type: str) -> PosteriorMeans:
     """Posterior means of the weights, means and covariances, in scikit-learn's shapes.
 
@@ -60,8 +52,9 @@ def posterior_means(parameters: ModelParameters, covariance_type: str) -> Poster
     parameters : ModelParameters
         Draws flattened to one leading axis.
     covariance_type : {"full", "tied", "diag", "spherical"}
-        Shared matrices (``tied``) and scales (``spherical``) are stored
-        repeated, so any component's copy is the shared value.
+        The covariances' shape is the EM family's
+        (:attr:`bayesgmm.em._covariance.CovarianceFamily.compact`), which is
+        scikit-learn's.
 
     Returns
     -------
@@ -70,7 +63,7 @@ def posterior_means(parameters: ModelParameters, covariance_type: str) -> Poster
     noise = parameters.noise
     return PosteriorMeans(
         parameters.weights.mean(axis=0), parameters.means.mean(axis=0),
-        _SKLEARN_COVARIANCES[covariance_type](parameters.covariances.mean(axis=0)),
+        get_family(covariance_type).compact(parameters.covariances.mean(axis=0)),
         None if noise is None else float(np.mean(noise.weight)),
     )
 

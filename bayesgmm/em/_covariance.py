@@ -291,6 +291,10 @@ class CovarianceFamily:
     dense : callable
         ``(covariances, n_components, n_features) -> (n_components, D, D)``
         full matrices, for sampling and plotting.
+    compact : callable
+        The inverse: ``(n_components, D, D)`` full matrices of this
+        structure -> the family's shape (a tied family's shared matrix, a
+        spherical family's one variance per component).
     invert : callable
         ``precisions -> covariances`` (or the reverse; the map is its own
         inverse).
@@ -312,6 +316,7 @@ class CovarianceFamily:
     precisions_cholesky_from_precisions: Callable
     precisions: Callable
     dense: Callable
+    compact: Callable
     invert: Callable
     n_covariance_parameters: Callable
     rescale_covariances: Callable
@@ -332,6 +337,7 @@ COVARIANCE_FAMILIES: dict[str, CovarianceFamily] = {
         precisions_cholesky_from_precisions=_upper_cholesky_of_precision,
         precisions=_matrix_precisions,
         dense=lambda c, k, d: c,
+        compact=lambda dense: dense,
         invert=np.linalg.inv,
         n_covariance_parameters=lambda k, d: k * d * (d + 1) // 2,
         rescale_covariances=_matrix_rescale_covariances,
@@ -350,6 +356,7 @@ COVARIANCE_FAMILIES: dict[str, CovarianceFamily] = {
         precisions_cholesky_from_precisions=_upper_cholesky_of_precision,
         precisions=_matrix_precisions,
         dense=lambda c, k, d: np.broadcast_to(c, (k, d, d)).copy(),
+        compact=lambda dense: dense[0],
         invert=np.linalg.inv,
         n_covariance_parameters=lambda k, d: d * (d + 1) // 2,
         rescale_covariances=_matrix_rescale_covariances,
@@ -368,6 +375,7 @@ COVARIANCE_FAMILIES: dict[str, CovarianceFamily] = {
         precisions_cholesky_from_precisions=_positive_sqrt_of_precision,
         precisions=np.square,
         dense=lambda c, k, d: c[:, :, None] * np.eye(d),
+        compact=_matrix_diagonals,
         invert=np.reciprocal,
         n_covariance_parameters=lambda k, d: k * d,
         rescale_covariances=_vector_rescale_covariances,
@@ -386,6 +394,7 @@ COVARIANCE_FAMILIES: dict[str, CovarianceFamily] = {
         precisions_cholesky_from_precisions=_positive_sqrt_of_precision,
         precisions=np.square,
         dense=lambda c, k, d: c[:, None, None] * np.eye(d),
+        compact=lambda dense: dense[:, 0, 0],
         invert=np.reciprocal,
         n_covariance_parameters=lambda k, d: k,
         rescale_covariances=lambda values, scale: _spherical_rescale(values, scale, 2),

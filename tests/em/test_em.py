@@ -253,6 +253,8 @@ def test_dense_covariances_for_every_family():
         assert dense.shape == (2, 2, 2)
         np.testing.assert_allclose(np.linalg.inv(dense), get_family("full").dense(
             em.precisions_ if covariance_type == "full" else np.linalg.inv(dense), 2, 2), rtol=1e-8)
+        # compact is dense's inverse: back to the family's (scikit-learn's) shape.
+        np.testing.assert_array_equal(get_family(covariance_type).compact(dense), em.covariances_)
 
 
 def test_faithful_at_least_as_good_as_mclust():
