@@ -17,7 +17,7 @@ import xarray as xr
 from bayesgmm.advi import ADVI_METHODS
 from bayesgmm.inference import resolve_method
 from bayesgmm.io import ModelFileError
-from bayesgmm.posterior import NOISE_WEIGHT
+from bayesgmm.posterior import NOISE_WEIGHT, REPEATED_ALONG
 from bayesgmm.priors import GMMPriors
 from bayesgmm.relabel import RelabellingSummary
 
@@ -49,20 +49,6 @@ def stored_settings(
     return model, priors, relabelling
 
 
-def _same_along(axis: int):
-    def check(values: np.ndarray) -> bool:
-        return bool(np.all(values == np.take(values, [0], axis=axis)))
-    return check
-
-
-_SHARED_VALUES = {
-    "tied": (("scales", "components", _same_along(2)),
-             ("correlations", "components", _same_along(2))),
-    "spherical": (("scales", "features", _same_along(3)),),
-}
-"""Arrays a shared covariance structure repeats: (variable, what, check)."""
-
-
 def check_settings_match_arrays(model, tree: xr.DataTree) -> None:
     """Require the stored settings to describe the stored arrays."""
     attrs, posterior = tree.attrs, tree.posterior
@@ -87,10 +73,11 @@ def check_settings_match_arrays(model, tree: xr.DataTree) -> None:
     if model.covariance_type in ("diag", "spherical") and np.any(off_diagonal != 0):
         problems.append(f"covariance_type={model.covariance_type!r} but the posterior has "
                         "non-zero correlations")
+    dimension, repeated = REPEATED_ALONG.get(model.covariance_type, (None, ()))
     problems += [
-        f"covariance_type={model.covariance_type!r} but its {name} differ across {axis}"
-        for name, axis, check in _SHARED_VALUES.get(model.covariance_type, ())
-        if not check(posterior[name].values)
+        f"covariance_type={model.covariance_type!r} but its {name} differ across {dimension}s"
+        for name in repeated
+        if not bool((posterior[name] == posterior[name].isel({dimension: 0}, drop=True)).all())
     ]
     method = tree.attrs.get("method", model.method)
     if method in (*ADVI_METHODS, "minibatch_advi") and "vi_trace" not in tree.children:

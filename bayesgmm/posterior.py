@@ -93,6 +93,13 @@ TOTAL_LOG_LIKELIHOOD = "total_log_likelihood"
 unweighted), the quantity of the log-likelihood R-hat and mode gates."""
 
 
+REPEATED_ALONG = {"tied": ("component", ("scales", "correlations")),
+                  "spherical": ("feature", ("scales",))}
+"""What a shared covariance structure stores repeated: ``(dimension, variables)``.
+A ``tied`` fit keeps its one scale vector and correlation matrix once per
+component, a ``spherical`` fit its one scale per component once per feature."""
+
+
 NOISE_WEIGHT = "noise_weight"
 """Posterior variable of a model with a noise component: its weight per draw, with
 the noise's ``log(1 / V)`` in data units as the attribute ``log_density`` and the

@@ -26,7 +26,7 @@ from bayesgmm._format import gate_text
 from bayesgmm.diagnostics import RHAT_MAX
 from bayesgmm.em._covariance import get_family
 from bayesgmm.parameters import ModelParameters
-from bayesgmm.posterior import NOISE_WEIGHT
+from bayesgmm.posterior import NOISE_WEIGHT, REPEATED_ALONG
 
 __all__ = ["SUMMARY_HEAD_ROWS", "PosteriorMeans", "fit_overview_html", "posterior_means",
            "posterior_summary", "upper_correlations"]
@@ -90,10 +90,6 @@ def upper_correlations(correlations: xr.DataArray) -> xr.DataArray:
     return xr.DataArray(values, dims=dims, coords={**coords, "pair": labels})
 
 
-_SHARED = {"tied": {"component": 0}, "spherical": {"feature": 0}}
-"""The axis a structure's scales (and correlations) repeat one value along: one copy kept."""
-
-
 def _summarised_posterior(posterior: xr.Dataset, covariance_type: str) -> xr.Dataset:
     variables = {}
     if posterior.sizes["component"] > 1 or NOISE_WEIGHT in posterior:
@@ -101,11 +97,12 @@ def _summarised_posterior(posterior: xr.Dataset, covariance_type: str) -> xr.Dat
     if NOISE_WEIGHT in posterior:
         variables[NOISE_WEIGHT] = posterior[NOISE_WEIGHT]
     variables["means"] = posterior["means"]
-    shared = _SHARED.get(covariance_type, {})
-    variables["scales"] = posterior["scales"].isel(shared, drop=True)
+    variables["scales"] = posterior["scales"]
     if covariance_type in ("full", "tied") and posterior.sizes["feature"] > 1:
-        variables["correlations"] = upper_correlations(
-            posterior["correlations"]).isel(shared, drop=True)
+        variables["correlations"] = upper_correlations(posterior["correlations"])
+    dimension, repeated = REPEATED_ALONG.get(covariance_type, (None, ()))
+    for name in set(repeated) & set(variables):  # one copy of what the structure repeats
+        variables[name] = variables[name].isel({dimension: 0}, drop=True)
     return xr.Dataset(variables)
 
 

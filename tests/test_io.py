@@ -177,6 +177,16 @@ def test_diag_settings_must_match_zero_correlations(fitted, tmp_path):
         load(path)
 
 
+def test_tied_settings_must_match_repeated_scales(fitted, tmp_path):
+    def to_tied(tree):
+        set_param(tree, covariance_type="tied")
+        tree.attrs["covariance_type"] = "tied"
+
+    path = save_datatree(edited(fitted.idata_, to_tied), tmp_path / "tied.nc")
+    with pytest.raises(ModelFileError, match="its scales differ across components"):
+        load(path)
+
+
 @pytest.mark.parametrize("settings, message", [
     ({"interval": "0.5"}, r"interval must lie in \(0, 1\) and be a real number, e.g. interval=0.94"),
     ({"interval": True}, "interval must lie in"),
