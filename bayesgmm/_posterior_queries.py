@@ -39,7 +39,7 @@ from bayesgmm.membership import (
     occupied_component_counts,
 )
 from bayesgmm.parameters import ModelParameters
-from bayesgmm.posterior import OBSERVED, stored_sample_weight
+from bayesgmm.posterior import OBSERVED
 from bayesgmm.predictive import pit_tree, posterior_predictive_dataset, sample_mixture
 from bayesgmm.summary import posterior_summary
 
@@ -299,13 +299,6 @@ class PosteriorQueries:
             resamples them by weight.
         """
         self._check_fitted()
-        if stored_sample_weight(self.idata_) is not None:
-            raise ValueError(
-                "a replicate of a frequency-weighted fit's stored rows is not comparable with "
-                "its data (row i stands for w_i rows); use bayesgmm.predictive."
-                "predictive_check_tree(model.idata_, ...) (it resamples rows by weight) or "
-                "model.sample(n_samples)."
-            )
         size = self._parameters.means.shape[0] * self.idata_.observed_data[OBSERVED].size
         if size > PREDICTIVE_BUDGET:
             raise ValueError(

@@ -142,6 +142,16 @@ def replicate_data(
     return values.reshape(n_draws, n_obs, n_features)
 
 
+def _refuse_weighted(tree: xr.DataTree, what: str) -> None:
+    """Refuse a comparison row by row for a frequency-weighted fit: row i stands for w_i rows."""
+    if stored_sample_weight(tree) is not None:
+        raise ValueError(
+            f"{what} is not offered for a frequency-weighted fit: row i stands for w_i rows, so "
+            "the stored rows are not the data. predictive_check_tree(model.idata_, ...) "
+            "resamples rows by weight; model.sample(n_samples) draws predictive points."
+        )
+
+
 def posterior_predictive_dataset(
     tree: xr.DataTree, parameters: ModelParameters, rng: np.random.Generator
 ) -> xr.Dataset:
@@ -159,7 +169,13 @@ def posterior_predictive_dataset(
     -------
     xarray.Dataset
         ``x`` of dims (chain, draw, obs, feature), in data units.
+
+    Raises
+    ------
+    ValueError
+        For a frequency-weighted fit (:func:`_refuse_weighted`).
     """
+    _refuse_weighted(tree, "a replicate of the stored rows")
     observed = tree.observed_data[OBSERVED]
     posterior = tree.posterior
     sample_shape = (posterior.sizes["chain"], posterior.sizes["draw"])
@@ -260,12 +276,7 @@ def pit_tree(tree: xr.DataTree) -> xr.DataTree:
             "sample_posterior_predictive() first; a model over the pointwise budget keeps no "
             "log_likelihood group (bayesgmm._workload.LOG_LIKELIHOOD_BUDGET)."
         )
-    if stored_sample_weight(tree) is not None:
-        raise ValueError(
-            "the LOO-PIT of a frequency-weighted fit is not offered: each row stands for w_i "
-            "rows, and leaving one out is not leaving out one row of the data. The report's "
-            "posterior predictive check (predictive_check_tree) resamples rows by weight."
-        )
+    _refuse_weighted(tree, "the LOO-PIT")
     observed = tree.observed_data[OBSERVED]
     complete = observed.notnull().all("feature")
     keep = {"obs": np.flatnonzero(complete.values)}
