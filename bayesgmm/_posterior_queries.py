@@ -102,6 +102,10 @@ class PosteriorQueries:
         self.fit(X, sample_weight=sample_weight)
         return self.predict(X) if is_dask_collection(X) else self.labels_
 
+    def _own_generator(self, random_state) -> np.random.Generator:
+        """``random_state`` as a Generator, the model's own when None (as sklearn's ``sample``)."""
+        return as_generator(self.random_state if random_state is None else random_state)
+
     def _new_data(self, X, missing: str | None = None) -> np.ndarray:
         """Checked new data, with DataFrame columns matched to the fitted features by name.
 
@@ -258,7 +262,7 @@ class PosteriorQueries:
         """
         self._check_fitted()
         check_number("n_samples", n_samples, low=1, integer=True)
-        rng = as_generator(self.random_state if random_state is None else random_state)
+        rng = self._own_generator(random_state)
         draws = rng.integers(self._parameters.weights.shape[0], size=int(n_samples))
         return sample_mixture(self._parameters, draws, rng)
 
@@ -306,7 +310,7 @@ class PosteriorQueries:
                 f"the budget of {PREDICTIVE_BUDGET:,} (bayesgmm._workload.PREDICTIVE_BUDGET); "
                 "use model.sample(n_samples) for predictive draws, or fit with fewer draws."
             )
-        rng = as_generator(self.random_state if random_state is None else random_state)
+        rng = self._own_generator(random_state)
         dataset = posterior_predictive_dataset(self.idata_, self._parameters, rng)
         self.idata_["posterior_predictive"] = xr.DataTree(dataset)
         return self.idata_

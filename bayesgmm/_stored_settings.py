@@ -14,8 +14,7 @@ import json
 import numpy as np
 import xarray as xr
 
-from bayesgmm.advi import ADVI_METHODS
-from bayesgmm.inference import resolve_method
+from bayesgmm.inference import VI_METHODS, resolve_method
 from bayesgmm.io import ModelFileError
 from bayesgmm.posterior import NOISE_WEIGHT, REPEATED_ALONG
 from bayesgmm.priors import GMMPriors
@@ -80,7 +79,7 @@ def check_settings_match_arrays(model, tree: xr.DataTree) -> None:
         if not bool((posterior[name] == posterior[name].isel({dimension: 0}, drop=True)).all())
     ]
     method = tree.attrs.get("method", model.method)
-    if method in (*ADVI_METHODS, "minibatch_advi") and "vi_trace" not in tree.children:
+    if method in VI_METHODS and "vi_trace" not in tree.children:
         problems.append(f"method={method!r} but the file has no vi_trace group")
     if problems:
         raise ModelFileError(

@@ -250,7 +250,8 @@ class BayesianGMM(PosteriorQueries, ClusterMixin, DensityMixin, BaseEstimator):
         Posterior-mean noise weight; None without a noise component.
     labels_ : ndarray of int of shape (n_samples,)
         ``predict`` of the training rows, computed on first access (one
-        scoring pass); for a Dask fit, of the stored sample's rows.
+        scoring pass); absent after a Dask fit, which keeps a sample of its
+        rows (``fit_predict`` then returns ``predict(X)``, lazily).
 
     Notes
     -----

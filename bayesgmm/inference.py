@@ -57,6 +57,7 @@ __all__ = [
     "RowAccess",
     "SamplerFailure",
     "SamplerSettings",
+    "VI_METHODS",
     "parameters_from_pymc",
     "laplace_sample",
     "resolve_method",
@@ -66,6 +67,8 @@ __all__ = [
 LARGE_N_METHODS = ("laplace", "coreset_nuts", "minibatch_advi")
 NUTS_METHODS = ("nuts", "coreset_nuts")
 METHODS = ("auto", "nuts") + ADVI_METHODS + LARGE_N_METHODS
+VI_METHODS = ADVI_METHODS + ("minibatch_advi",)
+"""The variational methods: their trees hold a ``vi_trace`` group (the ELBO)."""
 ENGINES = ("nutpie", "pymc")
 MASS_MATRICES = ("diag", "draw_diag", "low_rank")
 """nutpie's mass-matrix adaptations (``adaptation=``): gradient-based diagonal

@@ -318,14 +318,14 @@ def build_model(
     return model
 
 
-MODEL_VARIABLES = ("weights", "mixture_weights", "noise_weight", "means", "scales",
-                   "correlations_cholesky", "correlations", "covariances")
-"""Every posterior variable :func:`build_model`'s model can have (a given model
-has those its structure needs); anything else in an extended model's posterior
-is the extension's."""
-
 PARAMETER_VARIABLES = ("weights", "noise_weight", "means", "scales", "correlations_cholesky")
 """The variables bayesgmm reads a posterior from (``inference.parameters_from_pymc``)."""
+
+MODEL_VARIABLES = PARAMETER_VARIABLES + ("mixture_weights", "correlations", "covariances")
+"""Every posterior variable :func:`build_model`'s model can have: the parameters
+and the deterministics derived from them (a given model has those its
+structure needs); anything else in an extended model's posterior is the
+extension's."""
 
 
 def parameter_variables(model: pm.Model) -> tuple[str, ...]:
